@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install zart with its dev tools, make sure PostgreSQL is up, then run every check and test.
+# Usage: scripts/test.sh [extra pytest args]
+set -euo pipefail
+source "$(dirname "$0")/_env.sh" dev
+bash scripts/ensure_postgres.sh
+echo "==> ruff"
+ruff check zart zart_lint tests examples benchmarks
+ruff format --check zart zart_lint tests examples benchmarks
+echo "==> mypy --strict"
+mypy
+echo "==> zart-lint on examples/ (must be clean)"
+zart-lint examples
+echo "==> pytest"
+exec python -m pytest -n 2 --dist loadgroup "$@"

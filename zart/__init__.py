@@ -1,0 +1,67 @@
+"""zart: embedded durable execution for Python.
+
+A durable function is an ``async def`` made of named steps; each step's result
+is checkpointed under ``(execution_id, step_name)``, so an execution that dies
+mid-way resumes at its first unfinished step. See README.md.
+"""
+
+from zart._durable import DurableFunction, durable, zart_durable
+from zart._engine import ExecutionHandle, Zart
+from zart._errors import (
+    DatabaseUnavailableError,
+    DuplicateStepError,
+    EventTimeoutError,
+    ExecutionCancelledError,
+    ExecutionNotFoundError,
+    LeaseLostError,
+    ReplayMismatchError,
+    SerializationError,
+    StepError,
+    StepNameError,
+    StepTimeoutError,
+    TaskError,
+    UnknownDurableError,
+    ZartError,
+)
+from zart._info import ExecutionStatus, StepInfo
+from zart._primitives import capture, now, run_child, sleep, sleep_until, wait_for_event
+from zart._retry import RetryPolicy
+from zart._step import Step, StepCall, step, zart_step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DatabaseUnavailableError",
+    "DuplicateStepError",
+    "DurableFunction",
+    "EventTimeoutError",
+    "ExecutionCancelledError",
+    "ExecutionHandle",
+    "ExecutionNotFoundError",
+    "ExecutionStatus",
+    "LeaseLostError",
+    "ReplayMismatchError",
+    "RetryPolicy",
+    "SerializationError",
+    "Step",
+    "StepCall",
+    "StepError",
+    "StepInfo",
+    "StepNameError",
+    "StepTimeoutError",
+    "TaskError",
+    "UnknownDurableError",
+    "Zart",
+    "ZartError",
+    "__version__",
+    "capture",
+    "durable",
+    "now",
+    "run_child",
+    "sleep",
+    "sleep_until",
+    "step",
+    "wait_for_event",
+    "zart_durable",
+    "zart_step",
+]

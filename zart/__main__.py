@@ -1,0 +1,3 @@
+from zart.cli import main
+
+main()

@@ -1,0 +1,17 @@
+"""Which durable execution (if any) the current task is running in."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zart._execution import ExecutionContext
+
+# Set while a durable body runs; copied into tasks it spawns (asyncio.gather).
+current_execution: ContextVar[ExecutionContext | None] = ContextVar(
+    "zart_current_execution", default=None
+)
+# Set to the step name while a step body runs: steps called from inside it would
+# run outside the durable journal, so that is refused at runtime (lint rule ZRT008).
+current_step: ContextVar[str | None] = ContextVar("zart_current_step", default=None)

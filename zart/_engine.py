@@ -1,0 +1,448 @@
+"""``Zart``: the engine object users create, and the handles it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import uuid
+from typing import Any, TypeVar
+
+from zart._context import current_execution
+from zart._durable import DurableFunction, lookup
+from zart._errors import (
+    ExecutionCancelledError,
+    ExecutionNotFoundError,
+    LeaseLostError,
+    SerializationError,
+    TaskError,
+    ZartError,
+)
+from zart._execution import ExecutionContext, Suspend
+from zart._failures import decode_error, encode_error, short_type
+from zart._info import ExecutionStatus, StepInfo
+from zart._owner import current_owner
+from zart._storage import TERMINAL_STATUSES, ExecutionRecord, SqlStorage, open_storage
+from zart._storage._base import _NotFound, _RaceLost
+from zart._storage._records import CANCELLED, COMPLETED, FAILED
+
+R = TypeVar("R")
+log = logging.getLogger("zart")
+
+DEFAULT_DATABASE_URL = "sqlite:///zart.db"
+
+
+def _new_token() -> str:
+    return current_owner().new_token()
+
+
+class _Outcome:
+    """What one local run of a body ended with (None fields: it did not end here)."""
+
+    __slots__ = ("error", "finished", "result")
+
+    def __init__(self, finished: bool, result: Any = None, error: BaseException | None = None):
+        self.finished = finished
+        self.result = result
+        self.error = error
+
+
+class ExecutionHandle:
+    """A started execution. ``await handle.result()`` waits for it, wherever it runs."""
+
+    def __init__(self, app: Zart, durable: DurableFunction[Any, Any], execution_id: str) -> None:
+        self.app = app
+        self.durable = durable
+        self.execution_id = execution_id
+        self._task: asyncio.Task[Any] | None = None
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """The execution's result; raises TaskError if it failed (ExecutionCancelledError if cancelled)."""
+        if timeout is None:
+            return await self._result()
+        return await asyncio.wait_for(self._result(), timeout)
+
+    async def _result(self) -> Any:
+        if self._task is not None:
+            return await asyncio.shield(self._task)
+        return await self.app._drive_until_done(self.durable, self.execution_id)
+
+    def status(self) -> ExecutionStatus:
+        return self.app.status(self.execution_id)
+
+    def __repr__(self) -> str:
+        return f"<ExecutionHandle {self.execution_id!r} ({self.durable.name})>"
+
+
+class Zart:
+    """The durable-execution engine, bound to one database.
+
+    ``database_url`` defaults to ``$ZART_DATABASE_URL``, else ``sqlite:///zart.db``.
+    Nothing connects until first use, so creating one at import time is cheap.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        strict: bool = False,
+        lease_seconds: float = 30.0,
+    ) -> None:
+        self.database_url = database_url or os.environ.get("ZART_DATABASE_URL") or DEFAULT_DATABASE_URL
+        self.strict = strict
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        self.lease_seconds = lease_seconds
+        self._storage: SqlStorage | None = None
+        self._storage_lock = threading.Lock()
+        self._active: dict[str, ExecutionContext] = {}
+        self._heartbeat: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def storage(self) -> SqlStorage:
+        if self._storage is None:
+            with self._storage_lock:
+                if self._storage is None:
+                    self._storage = open_storage(self.database_url)
+        return self._storage
+
+    def close(self) -> None:
+        """Stop the lease heartbeat and close database connections."""
+        self._closing.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=5)
+            self._heartbeat = None
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
+        self._closing.clear()
+
+    def __enter__(self) -> Zart:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat is not None and self._heartbeat.is_alive():
+            return
+        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="zart-lease-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def _heartbeat_loop(self) -> None:
+        # A thread, not an asyncio task: a step that blocks the event loop must not
+        # let the lease lapse and invite a second worker to run the same execution.
+        interval = max(0.05, self.lease_seconds / 3)
+        while not self._closing.wait(interval):
+            tokens = list(self._active)
+            if not tokens:
+                continue
+            try:
+                lost = self.storage.renew_leases(tokens, self.lease_seconds)
+            except Exception as exc:  # database briefly unreachable: try again next beat
+                log.warning("could not renew leases: %s", exc)
+                continue
+            for token in lost:
+                ctx = self._active.get(token)
+                if ctx is not None and ctx.stop is None:
+                    try:
+                        ctx.lost()
+                    except Exception:
+                        ctx.stop = LeaseLostError(f"lease on {ctx.execution_id!r} lost")
+
+    @staticmethod
+    def _resolve(fn: DurableFunction[Any, Any] | str) -> DurableFunction[Any, Any]:
+        if isinstance(fn, DurableFunction):
+            return fn
+        if isinstance(fn, str):
+            return lookup(fn)
+        raise TypeError(f"expected a @durable function or its name, got {fn!r}")
+
+    # ------------------------------------------------------------------ starting
+
+    def _create(
+        self,
+        durable: DurableFunction[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        execution_id: str | None,
+        parent_id: str | None = None,
+    ) -> str:
+        if current_execution.get() is not None and parent_id is None:
+            raise ZartError(
+                "starting an execution from inside a durable body is not journaled; "
+                "use `await zart.run_child(fn, ..., name=...)` instead"
+            )
+        execution_id = execution_id if execution_id is not None else uuid.uuid4().hex
+        if not isinstance(execution_id, str) or not execution_id:
+            raise ZartError(f"execution_id must be a non-empty string, got {execution_id!r}")
+        try:
+            input_json = durable.args_codec.dumps(args, kwargs)
+        except SerializationError as exc:
+            raise SerializationError(f"cannot store the input of {durable.name!r}: {exc}") from None
+        try:
+            rec, _created = self.storage.create_execution(execution_id, durable.name, input_json, parent_id)
+        except _RaceLost:
+            found = self.storage.get_execution(execution_id)
+            assert found is not None
+            rec = found
+        if rec.durable_name != durable.name:
+            raise ZartError(
+                f"execution id {execution_id!r} already belongs to durable {rec.durable_name!r}, "
+                f"not {durable.name!r}; use another id"
+            )
+        return execution_id
+
+    def run(
+        self,
+        fn: DurableFunction[Any, R] | str,
+        /,
+        *args: Any,
+        execution_id: str | None = None,
+        **kwargs: Any,
+    ) -> R:
+        """Start (or resume, or look up) an execution and wait for its result.
+
+        With an ``execution_id`` that exists already, nothing runs twice: a
+        completed execution returns its stored result, a failed one raises its
+        stored error, and an incomplete one is resumed from its last checkpoint
+        (with its stored input) once its previous owner is gone.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise ZartError(
+                "Zart.run() blocks, so it cannot be called from a running event loop; "
+                "use `handle = await app.start(...)` and `await handle.result()`"
+            )
+        durable = self._resolve(fn)
+        eid = self._create(durable, args, kwargs, execution_id)
+        result: R = asyncio.run(self._drive_until_done(durable, eid))
+        return result
+
+    async def start(
+        self,
+        fn: DurableFunction[Any, R] | str,
+        /,
+        *args: Any,
+        execution_id: str | None = None,
+        **kwargs: Any,
+    ) -> ExecutionHandle:
+        """Start (or attach to) an execution in the background of the running loop."""
+        durable = self._resolve(fn)
+        eid = self._create(durable, args, kwargs, execution_id)
+        handle = ExecutionHandle(self, durable, eid)
+        handle._task = asyncio.ensure_future(self._drive_until_done(durable, eid))
+        return handle
+
+    def handle(self, execution_id: str) -> ExecutionHandle:
+        """A handle on an existing execution (its durable function must be imported)."""
+        rec = self._get(execution_id)
+        return ExecutionHandle(self, self._resolve(rec.durable_name), execution_id)
+
+    # ------------------------------------------------------------------ driving
+
+    async def _drive_until_done(self, durable: DurableFunction[Any, Any], execution_id: str) -> Any:
+        delay = 0.01
+        storage = self.storage
+        while True:
+            rec = storage.get_execution(execution_id)
+            if rec is None:
+                raise ExecutionNotFoundError(f"execution {execution_id!r} disappeared")
+            if rec.status in TERMINAL_STATUSES:
+                return self._outcome(durable, rec)
+            token = _new_token()
+            claimed = storage.try_claim(execution_id, token, self.lease_seconds)
+            if claimed is not None:
+                outcome = await self._execute(durable, claimed, token)
+                if outcome.finished:
+                    if outcome.error is not None:
+                        raise outcome.error
+                    return outcome.result
+                delay = 0.01
+                continue
+            # Someone else runs it (or it sleeps): wait, and take over if its owner dies.
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def _outcome(self, durable: DurableFunction[Any, Any], rec: ExecutionRecord) -> Any:
+        if rec.status == COMPLETED:
+            try:
+                return durable.result_codec.loads(rec.result or "null")
+            except SerializationError as exc:
+                raise SerializationError(
+                    f"cannot read the stored result of execution {rec.id!r}: {exc}"
+                ) from None
+        data = decode_error(rec.error)
+        if rec.status == CANCELLED:
+            raise ExecutionCancelledError("execution was cancelled", execution_id=rec.id)
+        raise TaskError(
+            str(data.get("message", "")),
+            execution_id=rec.id,
+            error_type=short_type(str(data.get("type", "Error"))),
+        )
+
+    async def _execute(
+        self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str
+    ) -> _Outcome:
+        """Run the body once under the lease ``token``; record how it ended."""
+        storage = self.storage
+        eid = rec.id
+        if rec.attempts > durable.max_recoveries:
+            err = TaskError(
+                f"execution was started {rec.attempts - 1} times without finishing "
+                f"(max_recoveries={durable.max_recoveries}); a step may be crashing its process",
+                execution_id=eid,
+                error_type="RecoveryLimitExceeded",
+            )
+            storage.finish_execution(eid, token, FAILED, None, encode_error(err))
+            return _Outcome(True, error=err)
+        try:
+            args, kwargs = durable.args_codec.loads(rec.input)
+        except SerializationError as exc:
+            err = TaskError(f"cannot read the stored input: {exc}", execution_id=eid, cause=exc)
+            storage.finish_execution(eid, token, FAILED, None, encode_error(exc))
+            return _Outcome(True, error=err)
+        ctx = ExecutionContext(
+            storage,
+            eid,
+            token,
+            storage.load_steps(eid),
+            strict=self.strict if durable.strict is None else durable.strict,
+            app=self,
+        )
+        self._active[token] = ctx
+        self._ensure_heartbeat()
+        cv = current_execution.set(ctx)
+        released = True
+        log.info("execution %s (%s) started, attempt %d", eid, durable.name, rec.attempts)
+        try:
+            try:
+                result = await durable.fn(*args, **kwargs)
+            except Suspend as suspend:
+                storage.suspend_execution(eid, token, suspend.status, suspend.wake_at)
+                log.info("execution %s is %s", eid, suspend.status)
+                return _Outcome(False)
+            except (LeaseLostError, ExecutionCancelledError) as exc:
+                if ctx.stop is None:
+                    raise
+                log.info("execution %s stopped: %s", eid, exc)
+                if isinstance(exc, ExecutionCancelledError):
+                    return _Outcome(True, error=exc)
+                return _Outcome(False)
+            except Exception as exc:
+                if ctx.stop is not None:
+                    return _Outcome(False)
+                error = TaskError(str(exc), execution_id=eid, cause=exc, error_type=type(exc).__name__)
+                if storage.finish_execution(eid, token, FAILED, None, encode_error(exc)):
+                    log.info("execution %s failed: %s: %s", eid, type(exc).__name__, exc)
+                    return _Outcome(True, error=error)
+                return _Outcome(False)
+            try:
+                result_json = durable.result_codec.dumps(result)
+            except SerializationError as exc:
+                msg = f"the result of {durable.name!r} cannot be stored: {exc}"
+                err = TaskError(msg, execution_id=eid, cause=exc, error_type="SerializationError")
+                storage.finish_execution(eid, token, FAILED, None, encode_error(SerializationError(msg)))
+                return _Outcome(True, error=err)
+            if storage.finish_execution(eid, token, COMPLETED, result_json, None):
+                log.info(
+                    "execution %s completed (%d steps run, %d replayed)", eid, ctx.executed, ctx.replayed
+                )
+                return _Outcome(True, result=result)
+            raise ctx.lost()
+        except LeaseLostError:
+            return _Outcome(False)
+        except ExecutionCancelledError as exc:
+            return _Outcome(True, error=exc)
+        except BaseException:
+            # Interrupted (Ctrl-C, task cancelled at shutdown): hand the execution back so
+            # the next `run` or worker resumes it at once instead of after the lease.
+            released = False
+            raise
+        finally:
+            current_execution.reset(cv)
+            self._active.pop(token, None)
+            if not released:
+                try:
+                    storage.release(eid, token)
+                except Exception:
+                    pass
+
+    # ------------------------------------------------------------------ inspecting
+
+    def _get(self, execution_id: str) -> ExecutionRecord:
+        rec = self.storage.get_execution(execution_id)
+        if rec is None:
+            raise ExecutionNotFoundError(f"no execution with id {execution_id!r} in {self.database_url}")
+        return rec
+
+    def status(self, execution_id: str) -> ExecutionStatus:
+        """Status, times, attempts and error of one execution."""
+        return ExecutionStatus.from_record(self._get(execution_id))
+
+    def steps(self, execution_id: str) -> list[StepInfo]:
+        """The step history of one execution, in call order."""
+        self._get(execution_id)
+        records = sorted(self.storage.load_steps(execution_id).values(), key=lambda r: (r.seq, r.step_name))
+        return [StepInfo.from_record(r) for r in records]
+
+    def list(
+        self, status: str | None = None, durable_name: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[ExecutionStatus]:
+        """Executions, newest first."""
+        return [
+            ExecutionStatus.from_record(r)
+            for r in self.storage.list_executions(status, durable_name, limit, offset)
+        ]
+
+    def result(self, execution_id: str) -> Any:
+        """The stored result of a finished execution (raises TaskError if it failed)."""
+        rec = self._get(execution_id)
+        if rec.status not in TERMINAL_STATUSES:
+            raise ZartError(f"execution {execution_id!r} has not finished (status {rec.status})")
+        return self._outcome(self._resolve(rec.durable_name), rec)
+
+    def cancel(self, execution_id: str) -> bool:
+        """Cancel an execution. True if it was cancelled now, False if it had already finished."""
+        rec, changed = self.storage.cancel(execution_id)
+        if rec is None:
+            raise ExecutionNotFoundError(f"no execution with id {execution_id!r} in {self.database_url}")
+        return changed
+
+    def send_event(self, execution_id: str, name: str, payload: Any = None) -> None:
+        """Deliver event ``name`` to an execution; kept until its ``wait_for_event(name)`` takes it."""
+        try:
+            text = json.dumps(payload)
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(
+                f"event {name!r} payload of type {type(payload).__name__} is not JSON-serializable: {exc}"
+            ) from None
+        try:
+            rec = self.storage.add_event(execution_id, name, text)
+        except _NotFound:
+            raise ExecutionNotFoundError(
+                f"no execution with id {execution_id!r} in {self.database_url}"
+            ) from None
+        if rec.status in TERMINAL_STATUSES:
+            log.warning("event %r sent to execution %s, which is already %s", name, execution_id, rec.status)
+
+    # ------------------------------------------------------------------ workers
+
+    @staticmethod
+    def _new_token_for_worker() -> str:
+        return _new_token()
+
+    def worker(self, *, concurrency: int = 8, durable_names: list[str] | None = None, poll_interval: float = 0.5) -> Any:
+        """A worker that claims and runs every runnable execution of the registered durables."""
+        from zart._worker import Worker
+
+        return Worker(self, concurrency=concurrency, durable_names=durable_names, poll_interval=poll_interval)
+

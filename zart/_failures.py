@@ -1,0 +1,59 @@
+"""How errors are stored in the database and raised again on replay."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import Any
+
+from zart._errors import StepError
+
+_MAX_TRACEBACK = 8_000
+
+
+def encode_error(exc: BaseException, *, step_name: str | None = None) -> str:
+    """JSON for an exception: type, message, traceback and StepError details."""
+    data: dict[str, Any] = {
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": str(exc) if not isinstance(exc, StepError) else exc.message,
+        "traceback": "".join(traceback.format_exception(exc))[-_MAX_TRACEBACK:],
+    }
+    if isinstance(exc, StepError):
+        data["retryable"] = exc.retryable
+        if exc.error_type:
+            data["type"] = exc.error_type
+        if exc.details is not None:
+            try:
+                json.dumps(exc.details)
+                data["details"] = exc.details
+            except (TypeError, ValueError):
+                data["details"] = repr(exc.details)
+    if step_name is not None:
+        data["step"] = step_name
+    return json.dumps(data)
+
+
+def decode_error(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {"type": "unknown", "message": "unknown error"}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {"type": "unknown", "message": text}
+    return data if isinstance(data, dict) else {"type": "unknown", "message": str(data)}
+
+
+def short_type(qualified: str) -> str:
+    return qualified.rsplit(".", 1)[-1]
+
+
+def step_error_from_record(step_name: str, text: str | None) -> StepError:
+    """The StepError a failed step raises again on replay (same type name and message)."""
+    data = decode_error(text)
+    return StepError(
+        str(data.get("message", "")),
+        retryable=False,
+        details=data.get("details"),
+        step_name=step_name,
+        error_type=short_type(str(data.get("type", "Exception"))),
+    )

@@ -1,0 +1,251 @@
+"""Durable primitives: timers, events, captured values and child executions.
+
+Each is named like a step and shares the step name space of its execution, so
+the duplicate-name guard (and zart-lint's loop rules) apply to them too.
+Outside a durable execution they simply do the plain thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from zart._context import current_execution, current_step
+from zart._errors import EventTimeoutError, SerializationError, TaskError, ZartError
+from zart._execution import ExecutionContext, Suspend
+from zart._naming import check_name
+from zart._serde import codec_for, return_codec
+from zart._storage import StepRecord
+from zart._storage._base import _LeaseGone
+from zart._storage._records import SLEEPING, STEP_COMPLETED, STEP_FAILED, WAITING
+
+if TYPE_CHECKING:
+    from zart._durable import DurableFunction
+
+T = TypeVar("T")
+
+# Sleeps at most this long stay in the process instead of releasing the execution.
+IN_PROCESS_SLEEP = 1.0
+
+_DATETIME = codec_for(datetime)
+
+
+def _caller_site() -> tuple[str, int]:
+    frame = sys._getframe(2)
+    return (frame.f_code.co_filename, frame.f_lineno)
+
+
+def _context(kind: str, name: str) -> ExecutionContext | None:
+    check_name(name, f"{kind} name")
+    inside = current_step.get()
+    if inside is not None:
+        raise ZartError(
+            f"zart.{kind}({name!r}) was called inside the body of step {inside!r}; "
+            "durable primitives belong in the durable function, not in a step"
+        )
+    return current_execution.get()
+
+
+def _seconds(duration: float | timedelta) -> float:
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    if seconds < 0:
+        raise ValueError(f"sleep duration must not be negative, got {duration!r}")
+    return seconds
+
+
+def _timestamp(when: datetime) -> float:
+    if when.tzinfo is None:
+        raise ValueError("sleep_until needs a timezone-aware datetime (e.g. datetime.now(timezone.utc))")
+    return when.timestamp()
+
+
+async def sleep(name: str, duration: float | timedelta) -> None:
+    """Durable timer: resumes after ``duration`` even across restarts.
+
+    While it sleeps the execution gives up its worker slot; on replay a sleep
+    that already elapsed returns at once.
+    """
+    seconds = _seconds(duration)
+    ctx = _context("sleep", name)
+    if ctx is None:
+        await asyncio.sleep(seconds)
+        return
+    await _durable_sleep(ctx, name, lambda: time.time() + seconds, _caller_site())
+
+
+async def sleep_until(name: str, when: datetime) -> None:
+    """Durable timer until a timezone-aware moment."""
+    target = _timestamp(when)
+    ctx = _context("sleep_until", name)
+    if ctx is None:
+        await asyncio.sleep(max(0.0, target - time.time()))
+        return
+    await _durable_sleep(ctx, name, lambda: target, _caller_site())
+
+
+async def _durable_sleep(
+    ctx: ExecutionContext, name: str, wake: Callable[[], float], site: tuple[str, int]
+) -> None:
+    seq = ctx.claim_name(name, site)
+    rec = ctx.checkpoints.get(name)
+    if rec is not None and rec.status == STEP_COMPLETED:
+        ctx.replayed += 1
+        return
+    ctx.check_stop()
+    if rec is not None and rec.output is not None:
+        wake_at = float(json.loads(rec.output))
+        started = rec.started_at
+    else:
+        wake_at = wake()
+        started = time.time()
+        ctx.save(StepRecord(ctx.execution_id, name, seq, "sleep", SLEEPING, None, json.dumps(wake_at), None, 1, started, None))
+    remaining = wake_at - time.time()
+    if remaining > IN_PROCESS_SLEEP:
+        raise Suspend(SLEEPING, wake_at)
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+    ctx.save(StepRecord(ctx.execution_id, name, seq, "sleep", STEP_COMPLETED, None, json.dumps(wake_at), None, 1, started, time.time()))
+    ctx.executed += 1
+
+
+async def wait_for_event(name: str, timeout: float | timedelta | None = None) -> Any:
+    """Wait for the event ``name`` sent with ``Zart.send_event``; returns its payload.
+
+    An event sent before the wait is reached is kept and delivered; each event
+    reaches one wait exactly once. With ``timeout`` a missing event raises
+    :class:`EventTimeoutError` (catchable) instead of waiting forever.
+    """
+    ctx = _context("wait_for_event", name)
+    if ctx is None:
+        raise ZartError("zart.wait_for_event() only works inside a durable execution")
+    seq = ctx.claim_name(name, _caller_site())
+    rec = ctx.checkpoints.get(name)
+    if rec is not None:
+        if rec.status == STEP_COMPLETED:
+            ctx.replayed += 1
+            return json.loads(rec.output or "null")
+        if rec.status == STEP_FAILED:
+            ctx.replayed += 1
+            raise EventTimeoutError(f"event {name!r} did not arrive before its timeout")
+    ctx.check_stop()
+    try:
+        payload = ctx.storage.consume_event_into_step(ctx.token, ctx.execution_id, name, seq)
+    except _LeaseGone:
+        raise ctx.lost() from None
+    if payload is not _NO_EVENT:
+        ctx.executed += 1
+        return json.loads(payload) if isinstance(payload, str) else None
+    if rec is not None and rec.output is not None:
+        deadline = json.loads(rec.output)
+        started = rec.started_at
+    else:
+        deadline = time.time() + _seconds(timeout) if timeout is not None else None
+        started = time.time()
+        ctx.save(StepRecord(ctx.execution_id, name, seq, "event", WAITING, None, json.dumps(deadline), None, 1, started, None))
+    if deadline is not None and time.time() >= deadline:
+        ctx.save(StepRecord(ctx.execution_id, name, seq, "event", STEP_FAILED, None, json.dumps(deadline),
+                            json.dumps({"type": "zart.EventTimeoutError", "message": f"event {name!r} timed out"}),
+                            1, started, time.time()))
+        raise EventTimeoutError(f"event {name!r} did not arrive before its timeout")
+    raise Suspend(WAITING, deadline)
+
+
+class _NoEvent:
+    pass
+
+
+_NO_EVENT: Any = _NoEvent()
+
+
+async def now(name: str) -> datetime:
+    """The current UTC time, recorded once: replay returns the same moment."""
+    ctx = _context("now", name)
+    if ctx is None:
+        return datetime.now(timezone.utc)
+    return await _record(ctx, name, "now", lambda: datetime.now(timezone.utc), _DATETIME, _caller_site())
+
+
+async def capture(name: str, fn: Callable[[], T] | Callable[[], Awaitable[T]]) -> T:
+    """Run ``fn`` once and record its value (random numbers, uuids, config reads).
+
+    Replay returns the recorded value; the value is stored as typed JSON using
+    ``fn``'s return annotation (a lambda's values must be JSON-like or tagged
+    builtins such as datetime, UUID, Decimal).
+    """
+    ctx = _context("capture", name)
+    if ctx is None:
+        value = fn()
+        return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
+    codec = return_codec(fn)
+    return await _record(ctx, name, "capture", fn, codec, _caller_site())  # type: ignore[no-any-return]
+
+
+async def _record(
+    ctx: ExecutionContext, name: str, kind: str, fn: Callable[[], Any], codec: Any, site: tuple[str, int]
+) -> Any:
+    seq = ctx.claim_name(name, site)
+    rec = ctx.checkpoints.get(name)
+    if rec is not None and rec.status == STEP_COMPLETED:
+        ctx.replayed += 1
+        return codec.loads(rec.output or "null")
+    ctx.check_stop()
+    started = time.time()
+    value = fn()
+    if inspect.isawaitable(value):
+        value = await value
+    try:
+        output = codec.dumps(value)
+    except SerializationError as exc:
+        raise SerializationError(f"zart.{kind}({name!r}) cannot store its value: {exc}") from None
+    ctx.save(StepRecord(ctx.execution_id, name, seq, kind, STEP_COMPLETED, None, output, None, 1, started, time.time()))
+    ctx.executed += 1
+    return value
+
+
+async def run_child(durable_fn: DurableFunction[..., T], /, *args: Any, name: str, **kwargs: Any) -> T:
+    """Run another durable function as a child execution and return its result.
+
+    The child's id is ``"<parent id>/<name>"``, so after a crash of either the
+    parent finds the same child again instead of starting a second one.
+    """
+    ctx = _context("run_child", name)
+    if ctx is None:
+        return await durable_fn.fn(*args, **kwargs)
+    app = ctx.app
+    if app is None:
+        raise ZartError("run_child needs the engine that runs the parent")
+    seq = ctx.claim_name(name, _caller_site())
+    rec = ctx.checkpoints.get(name)
+    if rec is not None and rec.status == STEP_COMPLETED:
+        ctx.replayed += 1
+        return durable_fn.result_codec.loads(rec.output or "null")  # type: ignore[no-any-return]
+    if rec is not None and rec.status == STEP_FAILED:
+        ctx.replayed += 1
+        data = json.loads(rec.error or "{}")
+        raise TaskError(str(data.get("message", "")), execution_id=f"{ctx.execution_id}/{name}",
+                        error_type=str(data.get("type", "TaskError")))
+    ctx.check_stop()
+    child_id = f"{ctx.execution_id}/{name}"
+    started = time.time()
+    app._create(durable_fn, args, kwargs, child_id, parent_id=ctx.execution_id)
+    token = current_execution.set(None)
+    try:
+        try:
+            result = await app._drive_until_done(durable_fn, child_id)
+        except TaskError as exc:
+            ctx.save(StepRecord(ctx.execution_id, name, seq, "child", STEP_FAILED, None, None,
+                                json.dumps({"type": exc.error_type or "TaskError", "message": exc.message}),
+                                1, started, time.time()))
+            raise
+    finally:
+        current_execution.reset(token)
+    ctx.save(StepRecord(ctx.execution_id, name, seq, "child", STEP_COMPLETED, None,
+                        durable_fn.result_codec.dumps(result), None, 1, started, time.time()))
+    ctx.executed += 1
+    return result  # type: ignore[no-any-return]

@@ -1,0 +1,520 @@
+"""The one narrow interface between the engine and a database.
+
+``SqlStorage`` implements it with SQLAlchemy Core; a backend subclass only
+says how to connect, how to start a write transaction and how the database
+tells the time. The engine never builds SQL itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from zart._errors import DatabaseUnavailableError, ZartError
+from zart._owner import owner_is_dead
+from zart._storage import _schema as s
+from zart._storage._records import (
+    ACTIVE_STATUSES,
+    CANCELLED,
+    PENDING,
+    RUNNING,
+    SLEEPING,
+    TERMINAL_STATUSES,
+    STEP_COMPLETED,
+    WAITING,
+    ExecutionRecord,
+    StepRecord,
+)
+
+_E = s.executions
+_S = s.steps
+_V = s.events
+
+
+class SqlStorage:
+    """Storage on one SQLAlchemy engine. Thread-safe: one connection per thread."""
+
+    dialect_name = "sql"
+
+    def __init__(self, engine: Engine, url_for_messages: str) -> None:
+        self.engine = engine
+        self.url = url_for_messages
+        self._local = threading.local()
+        self._migrated = False
+        self._migrate_lock = threading.Lock()
+        self._save_step_sql = text(self.SAVE_STEP_SQL)
+
+    # ------------------------------------------------------------------ plumbing
+
+    # The fenced checkpoint write: one statement, one round trip. It only writes
+    # while the caller still holds the execution's lease and the execution is
+    # running, so a paused worker whose lease was taken over, or a cancelled
+    # execution, cannot record results.
+    SAVE_STEP_SQL = """
+        INSERT INTO zart_steps (execution_id, step_name, seq, kind, status, fingerprint,
+                                output, error, attempts, started_at, finished_at)
+        SELECT CAST(:execution_id AS VARCHAR(255)), CAST(:step_name AS VARCHAR(512)),
+               CAST(:seq AS INTEGER), CAST(:kind AS VARCHAR(16)), CAST(:status AS VARCHAR(16)),
+               CAST(:fingerprint AS VARCHAR(64)), CAST(:output AS TEXT), CAST(:error AS TEXT),
+               CAST(:attempts AS INTEGER), CAST(:started_at AS DOUBLE PRECISION),
+               CAST(:finished_at AS DOUBLE PRECISION)
+        WHERE EXISTS (SELECT 1 FROM zart_executions
+                      WHERE id = :execution_id AND lease_owner = :token AND status = 'running')
+        ON CONFLICT (execution_id, step_name) DO UPDATE SET
+            seq = excluded.seq, kind = excluded.kind, status = excluded.status,
+            fingerprint = excluded.fingerprint, output = excluded.output,
+            error = excluded.error, attempts = excluded.attempts,
+            started_at = excluded.started_at, finished_at = excluded.finished_at
+    """
+
+    def _conn(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            try:
+                conn = self.engine.connect()
+            except DBAPIError as exc:
+                raise self._unavailable(exc) from None
+            self._local.conn = conn
+        return conn
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailableError:
+        detail = str(getattr(exc, "orig", exc)).strip().splitlines()
+        first = detail[0] if detail else type(exc).__name__
+        return DatabaseUnavailableError(
+            f"cannot reach the database at {self.url}: {first} "
+            "(check the URL given to Zart(...) / --database-url / ZART_DATABASE_URL)"
+        )
+
+    @contextmanager
+    def _tx(self, write: bool = True) -> Iterator[Connection]:
+        """A transaction on this thread's connection; writes take the write lock up front."""
+        self.ensure_schema()
+        conn = self._conn()
+        conn.info["zart_write"] = write
+        try:
+            with conn.begin():
+                yield conn
+        except OperationalError as exc:
+            if exc.connection_invalidated or self._is_disconnect(exc):
+                self._drop_connection()
+                raise self._unavailable(exc) from exc
+            raise
+
+    def _is_disconnect(self, exc: DBAPIError) -> bool:
+        return bool(getattr(exc, "connection_invalidated", False))
+
+    def _drop_connection(self) -> None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:
+                pass
+
+    def now_sql(self) -> Any:
+        """The database's clock in Unix seconds, as an SQL expression (leases use it)."""
+        raise NotImplementedError
+
+    def lock_for_migration(self, conn: Connection) -> None:
+        """Serialize concurrent migrations from several processes (called in a write tx)."""
+
+    def ensure_schema(self) -> None:
+        if self._migrated:
+            return
+        with self._migrate_lock:
+            if self._migrated:
+                return
+            conn = self._conn()
+            conn.info["zart_write"] = True
+            try:
+                with conn.begin():
+                    self.lock_for_migration(conn)
+                    version = s.current_version(conn)
+                    if version > s.LATEST_VERSION:
+                        raise ZartError(
+                            f"the database at {self.url} has zart schema version {version}, "
+                            f"newer than this zart understands ({s.LATEST_VERSION}); upgrade zart"
+                        )
+                    for number, migrate in s.MIGRATIONS:
+                        if number > version:
+                            migrate(conn)
+                            conn.execute(
+                                insert(s.schema_version).values(version=number, applied_at=time.time())
+                            )
+            except DBAPIError as exc:
+                if self._is_disconnect(exc) or isinstance(exc, OperationalError):
+                    self._drop_connection()
+                    raise self._unavailable(exc) from None
+                raise
+            self._migrated = True
+
+    def schema_version(self) -> int:
+        with self._tx(write=False) as conn:
+            return s.current_version(conn)
+
+    def close(self) -> None:
+        self._drop_connection()
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ executions
+
+    def create_execution(
+        self, execution_id: str, durable_name: str, input_json: str, parent_id: str | None = None
+    ) -> tuple[ExecutionRecord, bool]:
+        """Insert a pending execution unless one with this id exists; return it and created?"""
+        now = time.time()
+        with self._tx() as conn:
+            existing = conn.execute(select(_E).where(_E.c.id == execution_id)).first()
+            if existing is not None:
+                return ExecutionRecord.from_row(existing), False
+            values = dict(
+                id=execution_id,
+                durable_name=durable_name,
+                status=PENDING,
+                input=input_json,
+                attempts=0,
+                parent_id=parent_id,
+                created_at=now,
+                updated_at=now,
+            )
+            try:
+                conn.execute(insert(_E).values(**values))
+            except IntegrityError:
+                conn.rollback()
+                raise _RaceLost() from None
+            row = conn.execute(select(_E).where(_E.c.id == execution_id)).one()
+            return ExecutionRecord.from_row(row), True
+
+    def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        with self._tx(write=False) as conn:
+            row = conn.execute(select(_E).where(_E.c.id == execution_id)).first()
+        return ExecutionRecord.from_row(row) if row is not None else None
+
+    def list_executions(
+        self,
+        status: str | None = None,
+        durable_name: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[ExecutionRecord]:
+        query = select(_E).order_by(_E.c.created_at.desc(), _E.c.id).limit(limit).offset(offset)
+        if status is not None:
+            query = query.where(_E.c.status == status)
+        if durable_name is not None:
+            query = query.where(_E.c.durable_name == durable_name)
+        with self._tx(write=False) as conn:
+            return [ExecutionRecord.from_row(r) for r in conn.execute(query)]
+
+    def count_by_status(self) -> dict[str, int]:
+        query = select(_E.c.status, func.count()).group_by(_E.c.status)
+        with self._tx(write=False) as conn:
+            return {str(st): int(n) for st, n in conn.execute(query)}
+
+    def _claimable(self, row: ExecutionRecord, now: float) -> bool:
+        if row.status == PENDING:
+            return True
+        if row.status in (SLEEPING, WAITING):
+            return row.wake_at is not None and row.wake_at <= now
+        if row.status == RUNNING:
+            if row.lease_expires_at is None or row.lease_expires_at < now:
+                return True
+            return owner_is_dead(row.lease_owner)
+        return False
+
+    def _db_now(self, conn: Connection) -> float:
+        return float(conn.execute(select(self.now_sql())).scalar_one())
+
+    def try_claim(
+        self, execution_id: str, token: str, lease_seconds: float, *, force_wake: bool = False
+    ) -> ExecutionRecord | None:
+        """Take the lease of one execution if it is runnable now; None when it is not.
+
+        ``force_wake`` also claims a sleeping/waiting execution before its wake time
+        (used by ``run`` so the body can re-check its timers and events).
+        """
+        with self._tx() as conn:
+            row = conn.execute(
+                select(_E).where(_E.c.id == execution_id).with_for_update()
+            ).first()
+            if row is None:
+                return None
+            rec = ExecutionRecord.from_row(row)
+            now = self._db_now(conn)
+            claimable = self._claimable(rec, now) or (
+                force_wake and rec.status in (SLEEPING, WAITING)
+            )
+            if not claimable:
+                return None
+            return self._take(conn, rec, token, now, lease_seconds)
+
+    def _take(
+        self, conn: Connection, rec: ExecutionRecord, token: str, now: float, lease_seconds: float
+    ) -> ExecutionRecord:
+        values: dict[str, Any] = dict(
+            status=RUNNING,
+            lease_owner=token,
+            lease_expires_at=now + lease_seconds,
+            attempts=rec.attempts + 1,
+            updated_at=time.time(),
+            wake_at=None,
+        )
+        if rec.started_at is None:
+            values["started_at"] = values["updated_at"]
+        conn.execute(update(_E).where(_E.c.id == rec.id).values(**values))
+        for key, value in values.items():
+            setattr(rec, key, value)
+        return rec
+
+    def claim_runnable(
+        self, token_factory: Any, durable_names: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[tuple[ExecutionRecord, str]]:
+        """Claim up to ``limit`` runnable executions of the given durable functions."""
+        if limit <= 0 or not durable_names:
+            return []
+        with self._tx() as conn:
+            now = self._db_now(conn)
+            runnable = or_(
+                _E.c.status == PENDING,
+                and_(_E.c.status.in_((SLEEPING, WAITING)), _E.c.wake_at <= now),
+                and_(_E.c.status == RUNNING, _E.c.lease_expires_at < now),
+            )
+            query = (
+                select(_E)
+                .where(_E.c.durable_name.in_(list(durable_names)), runnable)
+                .order_by(_E.c.created_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            rows = [ExecutionRecord.from_row(r) for r in conn.execute(query)]
+            if len(rows) < limit:
+                # Running executions whose owner died on this very host: no need to
+                # wait for their lease to expire.
+                seen = {r.id for r in rows}
+                orphan_query = (
+                    select(_E)
+                    .where(
+                        _E.c.durable_name.in_(list(durable_names)),
+                        _E.c.status == RUNNING,
+                        _E.c.lease_expires_at >= now,
+                    )
+                    .order_by(_E.c.created_at)
+                    .limit(200)
+                    .with_for_update(skip_locked=True)
+                )
+                for r in conn.execute(orphan_query):
+                    rec = ExecutionRecord.from_row(r)
+                    if rec.id not in seen and owner_is_dead(rec.lease_owner):
+                        rows.append(rec)
+                        if len(rows) >= limit:
+                            break
+            claimed = []
+            for rec in rows:
+                token = token_factory()
+                claimed.append((self._take(conn, rec, token, now, lease_seconds), token))
+            return claimed
+
+    def renew_leases(self, tokens: Iterable[str], lease_seconds: float) -> set[str]:
+        """Extend the leases of the given tokens; return the tokens no longer held."""
+        tokens = list(tokens)
+        if not tokens:
+            return set()
+        lost: set[str] = set()
+        with self._tx() as conn:
+            expires = self.now_sql() + lease_seconds
+            for token in tokens:
+                result = conn.execute(
+                    update(_E)
+                    .where(_E.c.lease_owner == token, _E.c.status == RUNNING)
+                    .values(lease_expires_at=expires)
+                )
+                if result.rowcount == 0:
+                    lost.add(token)
+        return lost
+
+    def finish_execution(
+        self, execution_id: str, token: str, status: str, result: str | None, error: str | None
+    ) -> bool:
+        """Record the outcome, conditional on still holding the lease."""
+        now = time.time()
+        with self._tx() as conn:
+            res = conn.execute(
+                update(_E)
+                .where(_E.c.id == execution_id, _E.c.lease_owner == token, _E.c.status == RUNNING)
+                .values(
+                    status=status,
+                    result=result,
+                    error=error,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+            return bool(res.rowcount)
+
+    def suspend_execution(self, execution_id: str, token: str, status: str, wake_at: float | None) -> bool:
+        """Give up the lease while sleeping or waiting; a worker wakes it at ``wake_at``."""
+        with self._tx() as conn:
+            res = conn.execute(
+                update(_E)
+                .where(_E.c.id == execution_id, _E.c.lease_owner == token, _E.c.status == RUNNING)
+                .values(
+                    status=status,
+                    wake_at=wake_at,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=time.time(),
+                )
+            )
+            return bool(res.rowcount)
+
+    def release(self, execution_id: str, token: str) -> bool:
+        """Hand a running execution back (graceful shutdown): another worker resumes it at once."""
+        with self._tx() as conn:
+            res = conn.execute(
+                update(_E)
+                .where(_E.c.id == execution_id, _E.c.lease_owner == token, _E.c.status == RUNNING)
+                .values(status=PENDING, lease_owner=None, lease_expires_at=None, updated_at=time.time())
+            )
+            return bool(res.rowcount)
+
+    def cancel(self, execution_id: str) -> tuple[ExecutionRecord | None, bool]:
+        """Cancel an active execution. Returns (record after, whether this call cancelled it)."""
+        now = time.time()
+        with self._tx() as conn:
+            row = conn.execute(select(_E).where(_E.c.id == execution_id).with_for_update()).first()
+            if row is None:
+                return None, False
+            rec = ExecutionRecord.from_row(row)
+            if rec.status in TERMINAL_STATUSES:
+                return rec, False
+            conn.execute(
+                update(_E)
+                .where(_E.c.id == execution_id)
+                .values(
+                    status=CANCELLED,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    wake_at=None,
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+            rec.status, rec.lease_owner, rec.finished_at = CANCELLED, None, now
+            return rec, True
+
+    # ------------------------------------------------------------------ steps
+
+    def load_steps(self, execution_id: str) -> dict[str, StepRecord]:
+        """Every checkpoint of one execution, in one query."""
+        with self._tx(write=False) as conn:
+            rows = conn.execute(select(_S).where(_S.c.execution_id == execution_id))
+            return {r.step_name: StepRecord.from_row(r) for r in rows}
+
+    def save_step(self, token: str, record: StepRecord) -> bool:
+        """Write a checkpoint if ``token`` still holds the lease; False when it does not."""
+        with self._tx() as conn:
+            return bool(conn.execute(self._save_step_sql, record.as_params(token)).rowcount)
+
+    def delete_steps(self, execution_id: str, names: Iterable[str]) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                delete(_S).where(_S.c.execution_id == execution_id, _S.c.step_name.in_(list(names)))
+            )
+
+    # ------------------------------------------------------------------ events
+
+    def add_event(self, execution_id: str, name: str, payload: str | None) -> ExecutionRecord:
+        """Store an event; wake the execution if it is waiting. Kept until a wait consumes it."""
+        now = time.time()
+        with self._tx() as conn:
+            row = conn.execute(select(_E).where(_E.c.id == execution_id).with_for_update()).first()
+            if row is None:
+                raise _NotFound(execution_id)
+            rec = ExecutionRecord.from_row(row)
+            conn.execute(
+                insert(_V).values(execution_id=execution_id, name=name, payload=payload, created_at=now)
+            )
+            if rec.status == WAITING:
+                conn.execute(
+                    update(_E).where(_E.c.id == execution_id).values(wake_at=now, updated_at=now)
+                )
+            return rec
+
+    def consume_event_into_step(self, token: str, execution_id: str, name: str, seq: int) -> Any:
+        """Hand the oldest unconsumed event ``name`` to the wait of the same name.
+
+        Marks the event consumed and writes the wait's checkpoint in one
+        transaction, so a crash cannot lose the event nor deliver it twice.
+        Returns the payload (str or None), or NO_EVENT when none is waiting.
+        """
+        from zart._primitives import _NO_EVENT
+
+        now = time.time()
+        with self._tx() as conn:
+            held = conn.execute(
+                select(_E.c.id).where(
+                    _E.c.id == execution_id, _E.c.lease_owner == token, _E.c.status == RUNNING
+                )
+            ).first()
+            if held is None:
+                raise _LeaseGone()
+            row = conn.execute(
+                select(_V)
+                .where(_V.c.execution_id == execution_id, _V.c.name == name, _V.c.consumed_by.is_(None))
+                .order_by(_V.c.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if row is None:
+                return _NO_EVENT
+            conn.execute(update(_V).where(_V.c.id == row.id).values(consumed_by=name))
+            record = StepRecord(
+                execution_id, name, seq, "event", STEP_COMPLETED, None,
+                row.payload if row.payload is not None else "null", None, 1, now, now,
+            )
+            conn.execute(self._save_step_sql, record.as_params(token))
+            return row.payload
+
+    def active_count(self) -> int:
+        with self._tx(write=False) as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(_E).where(_E.c.status.in_(list(ACTIVE_STATUSES)))
+                ).scalar_one()
+            )
+
+
+class _RaceLost(Exception):
+    """Another process inserted the same execution id first; the caller re-reads."""
+
+
+class _NotFound(LookupError):
+    pass
+
+
+class _LeaseGone(Exception):
+    """The caller's lease is gone; it must stop (the engine turns this into LeaseLostError)."""
+
+
+__all__ = ["SqlStorage", "bindparam"]

@@ -1,0 +1,105 @@
+"""zart's tables and their versioned migrations.
+
+Tables carry a ``zart_`` prefix so they can live in the user's own database
+next to the user's tables (transactional steps rely on that). Times are stored
+as Unix seconds in double precision: comparable in SQL on every backend, and
+free of timezone surprises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+)
+
+metadata = MetaData()
+
+executions = Table(
+    "zart_executions",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("durable_name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input", Text, nullable=False),
+    Column("result", Text),
+    Column("error", Text),
+    # How many times a process started (or resumed) this execution.
+    Column("attempts", Integer, nullable=False, default=0),
+    # "host|pid|process-start|nonce" of the process holding the lease; unique per claim,
+    # so it doubles as the fencing token every write is conditional on.
+    Column("lease_owner", String(255)),
+    Column("lease_expires_at", Double),
+    Column("wake_at", Double),
+    Column("parent_id", String(255)),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("started_at", Double),
+    Column("finished_at", Double),
+    Index("zart_executions_status_idx", "status", "wake_at"),
+    Index("zart_executions_name_idx", "durable_name", "status"),
+)
+
+steps = Table(
+    "zart_steps",
+    metadata,
+    Column("execution_id", String(255), primary_key=True),
+    Column("step_name", String(512), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(16), nullable=False, default="step"),
+    # completed | failed | retrying
+    Column("status", String(16), nullable=False),
+    Column("fingerprint", String(64)),
+    Column("output", Text),
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("started_at", Double),
+    Column("finished_at", Double),
+)
+
+events = Table(
+    "zart_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", String(255), nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("payload", Text),
+    Column("created_at", Double, nullable=False),
+    # Set when a wait_for_event consumed it; each event reaches exactly one wait.
+    Column("consumed_by", String(512)),
+    Index("zart_events_lookup_idx", "execution_id", "name"),
+)
+
+schema_version = Table(
+    "zart_schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", Double, nullable=False),
+)
+
+
+def _v1(conn: Connection) -> None:
+    for table in (executions, steps, events):
+        table.create(conn, checkfirst=True)
+
+
+# Append-only: a released version's migration is never edited, a new one is added.
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1)]
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version(conn: Connection) -> int:
+    schema_version.create(conn, checkfirst=True)
+    found = conn.execute(select(schema_version.c.version).order_by(schema_version.c.version.desc()))
+    row = found.first()
+    return int(row[0]) if row else 0

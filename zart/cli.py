@@ -1,0 +1,345 @@
+"""The ``zart`` command: run, inspect and steer durable executions."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from zart import __version__
+from zart._durable import DurableFunction, registered_names
+from zart._engine import Zart
+from zart._errors import TaskError, ZartError
+from zart._info import ExecutionStatus, StepInfo
+from zart._storage import ALL_STATUSES
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"zart: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _import_module(spec: str) -> Any:
+    """Import ``pkg.module`` or a file path ``path/to/flows.py``."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    if spec.endswith(".py") or os.sep in spec:
+        path = Path(spec)
+        if not path.is_file():
+            _fail(f"no such file: {spec}")
+        sys.path.insert(0, str(path.resolve().parent))
+        name = path.stem
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        if module_spec is None or module_spec.loader is None:
+            _fail(f"cannot import {spec}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            _fail(f"importing {spec} failed: {type(exc).__name__}: {exc}")
+        return module
+    try:
+        return importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        _fail(f"cannot import module {spec!r}: {exc} (is it on PYTHONPATH / run from the project root?)")
+    except Exception as exc:
+        _fail(f"importing {spec!r} failed: {type(exc).__name__}: {exc}")
+
+
+def _load_durable(target: str) -> DurableFunction[Any, Any]:
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        _fail(f"expected MODULE:FUNCTION (e.g. myapp.flows:process_batch), got {target!r}")
+    module = _import_module(module_name)
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            _fail(f"module {module_name!r} has no attribute {attr!r}")
+    if not isinstance(obj, DurableFunction):
+        _fail(f"{target} is not a @durable function (got {type(obj).__name__})")
+    return obj
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        _fail(f"{what} is not valid JSON: {exc.args[0] if exc.args else exc}")
+
+
+def _arguments(durable: DurableFunction[Any, Any], data: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Plain JSON → typed call arguments, decoded through the function's annotations.
+
+    An array gives positional arguments; an object whose keys are all parameter
+    names gives keyword arguments; anything else is the single parameter's value.
+    """
+    import inspect
+
+    params = list(inspect.signature(durable.fn).parameters)
+    if data is None and not params:
+        raw: dict[str, Any] = {"args": [], "kwargs": {}}
+    elif isinstance(data, list):
+        raw = {"args": data, "kwargs": {}}
+    elif isinstance(data, dict) and data and set(data) <= set(params):
+        raw = {"args": [], "kwargs": data}
+    elif len(params) == 1:
+        raw = {"args": [data], "kwargs": {}}
+    else:
+        _fail(
+            f"--input for {durable.name!r} must be a JSON array of arguments or an object with "
+            f"keys among its parameters ({', '.join(params) or 'none'})"
+        )
+    try:
+        args, kwargs = durable.args_codec.loads(json.dumps(raw))
+    except ZartError as exc:
+        _fail(f"--input does not match the parameters of {durable.name!r}: {exc}")
+    return args, kwargs
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.1f}ms"
+    return f"{seconds:.2f}s"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+class _Obj:
+    def __init__(self, database_url: str | None) -> None:
+        self.database_url = database_url
+        self._app: Zart | None = None
+
+    @property
+    def app(self) -> Zart:
+        if self._app is None:
+            self._app = Zart(self.database_url)
+        return self._app
+
+
+def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """One clear line and exit 2 for expected errors, instead of a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TaskError:
+            raise
+        except ZartError as exc:
+            _fail(str(exc))
+        except OSError as exc:
+            _fail(str(exc))
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    envvar="ZART_DATABASE_URL",
+    default=None,
+    help="Database URL (default: $ZART_DATABASE_URL, else sqlite:///zart.db).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log execution and step activity.")
+@click.version_option(__version__, prog_name="zart")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
+    """Run and inspect zart durable executions."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = _Obj(database_url)
+
+
+@main.command()
+@click.argument("target")
+@click.option("--input", "input_json", default="null", help="Arguments as JSON (array, object or single value).")
+@click.option("--id", "execution_id", default=None, help="Execution id (idempotent: an existing id is resumed or its result returned).")
+@click.option("--no-wait", is_flag=True, help="Create the execution and return; a worker runs it.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
+@click.pass_obj
+@_guard
+def run(obj: _Obj, target: str, input_json: str, execution_id: str | None, no_wait: bool, as_json: bool) -> None:
+    """Start (or resume) MODULE:FUNCTION and print its result."""
+    durable = _load_durable(target)
+    args, kwargs = _arguments(durable, _parse_json(input_json, "--input"))
+    app = obj.app
+    if no_wait:
+        eid = app._create(durable, args, kwargs, execution_id)
+        click.echo(json.dumps({"id": eid, "status": app.status(eid).status}) if as_json else eid)
+        return
+    if execution_id is None:
+        import uuid
+
+        execution_id = uuid.uuid4().hex
+    try:
+        result = app.run(durable, *args, execution_id=execution_id, **kwargs)
+    except TaskError as exc:
+        if as_json:
+            click.echo(json.dumps({"id": execution_id, "status": "failed", "error": str(exc)}))
+        else:
+            click.echo(f"zart: execution {execution_id} failed: {exc}", err=True)
+        sys.exit(1)
+    encoded = json.loads(durable.result_codec.dumps(result))
+    if as_json:
+        click.echo(json.dumps({"id": execution_id, "status": "completed", "result": encoded}))
+    else:
+        click.echo(f"execution {execution_id} completed")
+        click.echo(json.dumps(encoded, indent=2))
+
+
+@main.command()
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def status(obj: _Obj, execution_id: str, as_json: bool) -> None:
+    """Show one execution's status."""
+    st = obj.app.status(execution_id)
+    if as_json:
+        click.echo(json.dumps(st.as_dict()))
+        return
+    for key, value in st.as_dict().items():
+        if value is not None:
+            click.echo(f"{key + ':':13} {value}")
+
+
+@main.command(name="list")
+@click.option("--status", "status_filter", type=click.Choice(ALL_STATUSES), default=None)
+@click.option("--name", "durable_name", default=None, help="Only executions of this durable function.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def list_(obj: _Obj, status_filter: str | None, durable_name: str | None, limit: int, as_json: bool) -> None:
+    """List executions, newest first."""
+    items: list[ExecutionStatus] = obj.app.list(status_filter, durable_name, limit)
+    if as_json:
+        click.echo(json.dumps([i.as_dict() for i in items]))
+        return
+    if not items:
+        click.echo("no executions")
+        return
+    _table(
+        ["id", "durable", "status", "attempts", "created", "duration", "error"],
+        [
+            [i.id, i.durable_name, i.status, str(i.attempts), _when(i.created_at), _duration(i.duration), (i.error or "")[:60]]
+            for i in items
+        ],
+    )
+
+
+@main.command()
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def steps(obj: _Obj, execution_id: str, as_json: bool) -> None:
+    """Show the step history of one execution."""
+    items: list[StepInfo] = obj.app.steps(execution_id)
+    if as_json:
+        click.echo(json.dumps([i.as_dict() for i in items]))
+        return
+    if not items:
+        click.echo(f"execution {execution_id} has no completed steps yet")
+        return
+    _table(
+        ["seq", "name", "kind", "status", "attempts", "duration", "output / error"],
+        [
+            [str(i.seq), i.name, i.kind, i.status, str(i.attempts), _duration(i.duration), (i.error or i.output_preview or "")[:70]]
+            for i in items
+        ],
+    )
+
+
+@main.command()
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def cancel(obj: _Obj, execution_id: str, as_json: bool) -> None:
+    """Cancel an execution (it stops at its next step boundary)."""
+    changed = obj.app.cancel(execution_id)
+    st = obj.app.status(execution_id)
+    if as_json:
+        click.echo(json.dumps({"id": execution_id, "cancelled": changed, "status": st.status}))
+    elif changed:
+        click.echo(f"execution {execution_id} cancelled")
+    else:
+        click.echo(f"execution {execution_id} already {st.status}; nothing to cancel")
+
+
+@main.command(name="send-event")
+@click.argument("execution_id")
+@click.argument("name")
+@click.option("--payload", default="null", help="Event payload as JSON.")
+@click.pass_obj
+@_guard
+def send_event(obj: _Obj, execution_id: str, name: str, payload: str) -> None:
+    """Deliver event NAME to an execution waiting (or about to wait) for it."""
+    obj.app.send_event(execution_id, name, _parse_json(payload, "--payload"))
+    click.echo(f"event {name!r} sent to {execution_id}")
+
+
+@main.command()
+@click.argument("modules", nargs=-1, required=True)
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--until-idle", is_flag=True, help="Exit once no execution is runnable.")
+@click.option("--poll-interval", default=0.5, show_default=True, type=click.FloatRange(0.01, 60))
+@click.pass_obj
+@_guard
+def worker(obj: _Obj, modules: tuple[str, ...], concurrency: int, until_idle: bool, poll_interval: float) -> None:
+    """Import MODULES (registering their durable functions) and run executions."""
+    logging.getLogger("zart").setLevel(logging.INFO)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO)
+    for module in modules:
+        _import_module(module)
+    if not registered_names():
+        _fail(f"no @durable functions found in {', '.join(modules)}")
+    w = obj.app.worker(concurrency=concurrency, poll_interval=poll_interval)
+    w.run(until_idle=until_idle)
+
+
+@main.group()
+def db() -> None:
+    """Database schema operations."""
+
+
+@db.command()
+@click.pass_obj
+@_guard
+def upgrade(obj: _Obj) -> None:
+    """Create or migrate zart's tables (also done automatically on first use)."""
+    obj.app.storage.ensure_schema()
+    click.echo(f"schema at version {obj.app.storage.schema_version()}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
