@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -59,7 +60,10 @@ class ExecutionHandle:
         self._task: asyncio.Task[Any] | None = None
 
     async def result(self, timeout: float | None = None) -> Any:
-        """The execution's result; raises TaskError if it failed (ExecutionCancelledError if cancelled)."""
+        """The execution's result.
+
+        Raises TaskError if it failed (ExecutionCancelledError if it was cancelled).
+        """
         if timeout is None:
             return await self._result()
         return await asyncio.wait_for(self._result(), timeout)
@@ -90,7 +94,9 @@ class Zart:
         strict: bool = False,
         lease_seconds: float = 30.0,
     ) -> None:
-        self.database_url = database_url or os.environ.get("ZART_DATABASE_URL") or DEFAULT_DATABASE_URL
+        self.database_url = (
+            database_url or os.environ.get("ZART_DATABASE_URL") or DEFAULT_DATABASE_URL
+        )
         self.strict = strict
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
@@ -131,7 +137,9 @@ class Zart:
     def _ensure_heartbeat(self) -> None:
         if self._heartbeat is not None and self._heartbeat.is_alive():
             return
-        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="zart-lease-heartbeat", daemon=True)
+        self._heartbeat = threading.Thread(
+            target=self._heartbeat_loop, name="zart-lease-heartbeat", daemon=True
+        )
         self._heartbeat.start()
 
     def _heartbeat_loop(self) -> None:
@@ -186,7 +194,9 @@ class Zart:
         except SerializationError as exc:
             raise SerializationError(f"cannot store the input of {durable.name!r}: {exc}") from None
         try:
-            rec, _created = self.storage.create_execution(execution_id, durable.name, input_json, parent_id)
+            rec, _created = self.storage.create_execution(
+                execution_id, durable.name, input_json, parent_id
+            )
         except _RaceLost:
             found = self.storage.get_execution(execution_id)
             assert found is not None
@@ -340,7 +350,9 @@ class Zart:
             except Exception as exc:
                 if ctx.stop is not None:
                     return _Outcome(False)
-                error = TaskError(str(exc), execution_id=eid, cause=exc, error_type=type(exc).__name__)
+                error = TaskError(
+                    str(exc), execution_id=eid, cause=exc, error_type=type(exc).__name__
+                )
                 if storage.finish_execution(eid, token, FAILED, None, encode_error(exc)):
                     log.info("execution %s failed: %s: %s", eid, type(exc).__name__, exc)
                     return _Outcome(True, error=error)
@@ -350,11 +362,16 @@ class Zart:
             except SerializationError as exc:
                 msg = f"the result of {durable.name!r} cannot be stored: {exc}"
                 err = TaskError(msg, execution_id=eid, cause=exc, error_type="SerializationError")
-                storage.finish_execution(eid, token, FAILED, None, encode_error(SerializationError(msg)))
+                storage.finish_execution(
+                    eid, token, FAILED, None, encode_error(SerializationError(msg))
+                )
                 return _Outcome(True, error=err)
             if storage.finish_execution(eid, token, COMPLETED, result_json, None):
                 log.info(
-                    "execution %s completed (%d steps run, %d replayed)", eid, ctx.executed, ctx.replayed
+                    "execution %s completed (%d steps run, %d replayed)",
+                    eid,
+                    ctx.executed,
+                    ctx.replayed,
                 )
                 return _Outcome(True, result=result)
             raise ctx.lost()
@@ -371,17 +388,17 @@ class Zart:
             current_execution.reset(cv)
             self._active.pop(token, None)
             if not released:
-                try:
+                with contextlib.suppress(Exception):
                     storage.release(eid, token)
-                except Exception:
-                    pass
 
     # ------------------------------------------------------------------ inspecting
 
     def _get(self, execution_id: str) -> ExecutionRecord:
         rec = self.storage.get_execution(execution_id)
         if rec is None:
-            raise ExecutionNotFoundError(f"no execution with id {execution_id!r} in {self.database_url}")
+            raise ExecutionNotFoundError(
+                f"no execution with id {execution_id!r} in {self.database_url}"
+            )
         return rec
 
     def status(self, execution_id: str) -> ExecutionStatus:
@@ -391,11 +408,17 @@ class Zart:
     def steps(self, execution_id: str) -> list[StepInfo]:
         """The step history of one execution, in call order."""
         self._get(execution_id)
-        records = sorted(self.storage.load_steps(execution_id).values(), key=lambda r: (r.seq, r.step_name))
+        records = sorted(
+            self.storage.load_steps(execution_id).values(), key=lambda r: (r.seq, r.step_name)
+        )
         return [StepInfo.from_record(r) for r in records]
 
     def list(
-        self, status: str | None = None, durable_name: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        status: str | None = None,
+        durable_name: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[ExecutionStatus]:
         """Executions, newest first."""
         return [
@@ -414,16 +437,23 @@ class Zart:
         """Cancel an execution. True if it was cancelled now, False if it had already finished."""
         rec, changed = self.storage.cancel(execution_id)
         if rec is None:
-            raise ExecutionNotFoundError(f"no execution with id {execution_id!r} in {self.database_url}")
+            raise ExecutionNotFoundError(
+                f"no execution with id {execution_id!r} in {self.database_url}"
+            )
         return changed
 
     def send_event(self, execution_id: str, name: str, payload: Any = None) -> None:
-        """Deliver event ``name`` to an execution; kept until its ``wait_for_event(name)`` takes it."""
+        """Deliver event ``name`` to an execution.
+
+        The event is kept until the execution's ``wait_for_event(name)`` takes it,
+        so sending before the wait is reached loses nothing.
+        """
         try:
             text = json.dumps(payload)
         except (TypeError, ValueError) as exc:
             raise SerializationError(
-                f"event {name!r} payload of type {type(payload).__name__} is not JSON-serializable: {exc}"
+                f"event {name!r} payload of type {type(payload).__name__} "
+                f"is not JSON-serializable: {exc}"
             ) from None
         try:
             rec = self.storage.add_event(execution_id, name, text)
@@ -432,7 +462,9 @@ class Zart:
                 f"no execution with id {execution_id!r} in {self.database_url}"
             ) from None
         if rec.status in TERMINAL_STATUSES:
-            log.warning("event %r sent to execution %s, which is already %s", name, execution_id, rec.status)
+            log.warning(
+                "event %r sent to execution %s, which is already %s", name, execution_id, rec.status
+            )
 
     # ------------------------------------------------------------------ workers
 
@@ -440,9 +472,16 @@ class Zart:
     def _new_token_for_worker() -> str:
         return _new_token()
 
-    def worker(self, *, concurrency: int = 8, durable_names: list[str] | None = None, poll_interval: float = 0.5) -> Any:
+    def worker(
+        self,
+        *,
+        concurrency: int = 8,
+        durable_names: list[str] | None = None,
+        poll_interval: float = 0.5,
+    ) -> Any:
         """A worker that claims and runs every runnable execution of the registered durables."""
         from zart._worker import Worker
 
-        return Worker(self, concurrency=concurrency, durable_names=durable_names, poll_interval=poll_interval)
-
+        return Worker(
+            self, concurrency=concurrency, durable_names=durable_names, poll_interval=poll_interval
+        )

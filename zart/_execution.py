@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -39,10 +40,8 @@ def _site(site: tuple[str, int] | None) -> str:
     if site is None:
         return "an unknown place"
     filename, line = site
-    try:
+    with contextlib.suppress(ValueError):  # another drive on Windows
         filename = os.path.relpath(filename)
-    except ValueError:
-        pass
     return f"{filename}:{line}"
 
 
@@ -97,8 +96,8 @@ class ExecutionContext:
                 f"{self.execution_id!r} (first at {_site(first)}, again at {_site(site)}). "
                 "A second call under the same name would silently return the first call's "
                 "stored result. Give every call a unique name: put a parameter that changes "
-                "per iteration in the step's template, e.g. @step(\"process-item-{index}\"), "
-                "or name the call site, e.g. .named(f\"" + name + "-{i}\")."
+                'per iteration in the step\'s template, e.g. @step("process-item-{index}"), '
+                'or name the call site, e.g. .named(f"' + name + '-{i}").'
             )
         self.used[name] = site
         self.seq += 1
@@ -129,7 +128,9 @@ class ExecutionContext:
 
     # ------------------------------------------------------------------ replay drift
 
-    def check_drift(self, name: str, stored: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def check_drift(
+        self, name: str, stored: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         if stored is None:
             return
         now = fingerprint(args, kwargs)
@@ -181,19 +182,43 @@ class ExecutionContext:
                 if policy.should_retry(exc, attempts):
                     self.save(
                         StepRecord(
-                            self.execution_id, name, seq, "step", STEP_RETRYING, fp, None,
-                            encode_error(exc, step_name=name), attempts, started, None,
+                            self.execution_id,
+                            name,
+                            seq,
+                            "step",
+                            STEP_RETRYING,
+                            fp,
+                            None,
+                            encode_error(exc, step_name=name),
+                            attempts,
+                            started,
+                            None,
                         )
                     )
                     delay = policy.delay(attempts)
-                    log.info("step %r attempt %d failed (%s); retrying in %.2fs", name, attempts, exc, delay)
+                    log.info(
+                        "step %r attempt %d failed (%s); retrying in %.2fs",
+                        name,
+                        attempts,
+                        exc,
+                        delay,
+                    )
                     await asyncio.sleep(delay)
                     self.check_stop()
                     continue
                 self.save(
                     StepRecord(
-                        self.execution_id, name, seq, "step", STEP_FAILED, fp, None,
-                        encode_error(exc, step_name=name), attempts, started, time.time(),
+                        self.execution_id,
+                        name,
+                        seq,
+                        "step",
+                        STEP_FAILED,
+                        fp,
+                        None,
+                        encode_error(exc, step_name=name),
+                        attempts,
+                        started,
+                        time.time(),
                     )
                 )
                 raise _as_step_error(name, exc) from exc
@@ -207,8 +232,17 @@ class ExecutionContext:
                 ) from None
             self.save(
                 StepRecord(
-                    self.execution_id, name, seq, "step", STEP_COMPLETED, fp, output, None,
-                    attempts, started, time.time(),
+                    self.execution_id,
+                    name,
+                    seq,
+                    "step",
+                    STEP_COMPLETED,
+                    fp,
+                    output,
+                    None,
+                    attempts,
+                    started,
+                    time.time(),
                 )
             )
             self.executed += 1

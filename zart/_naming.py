@@ -58,7 +58,7 @@ def template_fields(template: str) -> list[str]:
 class NameTemplate:
     """A compiled step-name template bound to one function's signature."""
 
-    __slots__ = ("fields", "is_constant", "template", "_signature", "_positions")
+    __slots__ = ("_positions", "_signature", "fields", "is_constant", "template")
 
     def __init__(self, template: str, fn: Callable[..., Any]) -> None:
         if not isinstance(template, str) or not template.strip():
@@ -73,9 +73,10 @@ class NameTemplate:
         unknown = [f for f in self.fields if f not in params]
         if unknown:
             available = ", ".join(params) or "none"
+            fields = ", ".join("{" + u + "}" for u in unknown)
             raise StepNameError(
                 f"step name template {template!r} on {fn.__qualname__} refers to unknown "
-                f"field{'s' if len(unknown) > 1 else ''} {', '.join('{' + u + '}' for u in unknown)}; "
+                f"field{'s' if len(unknown) > 1 else ''} {fields}; "
                 f"parameters are: {available}"
             )
         # Fast path for the common case: every field is a plain positional-or-keyword

@@ -61,7 +61,9 @@ def _seconds(duration: float | timedelta) -> float:
 
 def _timestamp(when: datetime) -> float:
     if when.tzinfo is None:
-        raise ValueError("sleep_until needs a timezone-aware datetime (e.g. datetime.now(timezone.utc))")
+        raise ValueError(
+            "sleep_until needs a timezone-aware datetime (e.g. datetime.now(timezone.utc))"
+        )
     return when.timestamp()
 
 
@@ -104,13 +106,41 @@ async def _durable_sleep(
     else:
         wake_at = wake()
         started = time.time()
-        ctx.save(StepRecord(ctx.execution_id, name, seq, "sleep", SLEEPING, None, json.dumps(wake_at), None, 1, started, None))
+        ctx.save(
+            StepRecord(
+                ctx.execution_id,
+                name,
+                seq,
+                "sleep",
+                SLEEPING,
+                None,
+                json.dumps(wake_at),
+                None,
+                1,
+                started,
+                None,
+            )
+        )
     remaining = wake_at - time.time()
     if remaining > IN_PROCESS_SLEEP:
         raise Suspend(SLEEPING, wake_at)
     if remaining > 0:
         await asyncio.sleep(remaining)
-    ctx.save(StepRecord(ctx.execution_id, name, seq, "sleep", STEP_COMPLETED, None, json.dumps(wake_at), None, 1, started, time.time()))
+    ctx.save(
+        StepRecord(
+            ctx.execution_id,
+            name,
+            seq,
+            "sleep",
+            STEP_COMPLETED,
+            None,
+            json.dumps(wake_at),
+            None,
+            1,
+            started,
+            time.time(),
+        )
+    )
     ctx.executed += 1
 
 
@@ -147,11 +177,39 @@ async def wait_for_event(name: str, timeout: float | timedelta | None = None) ->
     else:
         deadline = time.time() + _seconds(timeout) if timeout is not None else None
         started = time.time()
-        ctx.save(StepRecord(ctx.execution_id, name, seq, "event", WAITING, None, json.dumps(deadline), None, 1, started, None))
+        ctx.save(
+            StepRecord(
+                ctx.execution_id,
+                name,
+                seq,
+                "event",
+                WAITING,
+                None,
+                json.dumps(deadline),
+                None,
+                1,
+                started,
+                None,
+            )
+        )
     if deadline is not None and time.time() >= deadline:
-        ctx.save(StepRecord(ctx.execution_id, name, seq, "event", STEP_FAILED, None, json.dumps(deadline),
-                            json.dumps({"type": "zart.EventTimeoutError", "message": f"event {name!r} timed out"}),
-                            1, started, time.time()))
+        ctx.save(
+            StepRecord(
+                ctx.execution_id,
+                name,
+                seq,
+                "event",
+                STEP_FAILED,
+                None,
+                json.dumps(deadline),
+                json.dumps(
+                    {"type": "zart.EventTimeoutError", "message": f"event {name!r} timed out"}
+                ),
+                1,
+                started,
+                time.time(),
+            )
+        )
         raise EventTimeoutError(f"event {name!r} did not arrive before its timeout")
     raise Suspend(WAITING, deadline)
 
@@ -168,7 +226,9 @@ async def now(name: str) -> datetime:
     ctx = _context("now", name)
     if ctx is None:
         return datetime.now(timezone.utc)
-    return await _record(ctx, name, "now", lambda: datetime.now(timezone.utc), _DATETIME, _caller_site())
+    return await _record(
+        ctx, name, "now", lambda: datetime.now(timezone.utc), _DATETIME, _caller_site()
+    )
 
 
 async def capture(name: str, fn: Callable[[], T] | Callable[[], Awaitable[T]]) -> T:
@@ -187,7 +247,12 @@ async def capture(name: str, fn: Callable[[], T] | Callable[[], Awaitable[T]]) -
 
 
 async def _record(
-    ctx: ExecutionContext, name: str, kind: str, fn: Callable[[], Any], codec: Any, site: tuple[str, int]
+    ctx: ExecutionContext,
+    name: str,
+    kind: str,
+    fn: Callable[[], Any],
+    codec: Any,
+    site: tuple[str, int],
 ) -> Any:
     seq = ctx.claim_name(name, site)
     rec = ctx.checkpoints.get(name)
@@ -203,12 +268,28 @@ async def _record(
         output = codec.dumps(value)
     except SerializationError as exc:
         raise SerializationError(f"zart.{kind}({name!r}) cannot store its value: {exc}") from None
-    ctx.save(StepRecord(ctx.execution_id, name, seq, kind, STEP_COMPLETED, None, output, None, 1, started, time.time()))
+    ctx.save(
+        StepRecord(
+            ctx.execution_id,
+            name,
+            seq,
+            kind,
+            STEP_COMPLETED,
+            None,
+            output,
+            None,
+            1,
+            started,
+            time.time(),
+        )
+    )
     ctx.executed += 1
     return value
 
 
-async def run_child(durable_fn: DurableFunction[..., T], /, *args: Any, name: str, **kwargs: Any) -> T:
+async def run_child(
+    durable_fn: DurableFunction[..., T], /, *args: Any, name: str, **kwargs: Any
+) -> T:
     """Run another durable function as a child execution and return its result.
 
     The child's id is ``"<parent id>/<name>"``, so after a crash of either the
@@ -228,8 +309,11 @@ async def run_child(durable_fn: DurableFunction[..., T], /, *args: Any, name: st
     if rec is not None and rec.status == STEP_FAILED:
         ctx.replayed += 1
         data = json.loads(rec.error or "{}")
-        raise TaskError(str(data.get("message", "")), execution_id=f"{ctx.execution_id}/{name}",
-                        error_type=str(data.get("type", "TaskError")))
+        raise TaskError(
+            str(data.get("message", "")),
+            execution_id=f"{ctx.execution_id}/{name}",
+            error_type=str(data.get("type", "TaskError")),
+        )
     ctx.check_stop()
     child_id = f"{ctx.execution_id}/{name}"
     started = time.time()
@@ -239,13 +323,38 @@ async def run_child(durable_fn: DurableFunction[..., T], /, *args: Any, name: st
         try:
             result = await app._drive_until_done(durable_fn, child_id)
         except TaskError as exc:
-            ctx.save(StepRecord(ctx.execution_id, name, seq, "child", STEP_FAILED, None, None,
-                                json.dumps({"type": exc.error_type or "TaskError", "message": exc.message}),
-                                1, started, time.time()))
+            ctx.save(
+                StepRecord(
+                    ctx.execution_id,
+                    name,
+                    seq,
+                    "child",
+                    STEP_FAILED,
+                    None,
+                    None,
+                    json.dumps({"type": exc.error_type or "TaskError", "message": exc.message}),
+                    1,
+                    started,
+                    time.time(),
+                )
+            )
             raise
     finally:
         current_execution.reset(token)
-    ctx.save(StepRecord(ctx.execution_id, name, seq, "child", STEP_COMPLETED, None,
-                        durable_fn.result_codec.dumps(result), None, 1, started, time.time()))
+    ctx.save(
+        StepRecord(
+            ctx.execution_id,
+            name,
+            seq,
+            "child",
+            STEP_COMPLETED,
+            None,
+            durable_fn.result_codec.dumps(result),
+            None,
+            1,
+            started,
+            time.time(),
+        )
+    )
     ctx.executed += 1
     return result  # type: ignore[no-any-return]

@@ -75,7 +75,7 @@ class Step(Generic[P, R]):
 class StepCall(Generic[R]):
     """One call of a step, not yet run. Await it (inside a durable body) to run or replay it."""
 
-    __slots__ = ("args", "kwargs", "retry", "site", "step", "timeout", "_name")
+    __slots__ = ("_name", "args", "kwargs", "retry", "site", "step", "timeout")
 
     def __init__(
         self,
@@ -181,7 +181,9 @@ def step(
     def decorate(fn: Callable[P, Any]) -> Step[P, Any]:
         if isinstance(fn, Step):
             raise TypeError(f"{fn!r} is already a step")
-        return Step(fn, template if template is not None else fn.__name__, retry=retry, timeout=timeout)
+        return Step(
+            fn, template if template is not None else fn.__name__, retry=retry, timeout=timeout
+        )
 
     return decorate
 
