@@ -9,7 +9,8 @@ import logging
 import os
 import threading
 import uuid
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from zart._context import current_execution
 from zart._durable import DurableFunction, lookup
@@ -28,6 +29,9 @@ from zart._owner import current_owner
 from zart._storage import TERMINAL_STATUSES, ExecutionRecord, SqlStorage, open_storage
 from zart._storage._base import _NotFound, _RaceLost
 from zart._storage._records import CANCELLED, COMPLETED, FAILED
+
+if TYPE_CHECKING:
+    from zart._worker import Worker
 
 R = TypeVar("R")
 log = logging.getLogger("zart")
@@ -476,12 +480,13 @@ class Zart:
         self,
         *,
         concurrency: int = 8,
-        durable_names: list[str] | None = None,
+        durable_names: Sequence[str] | None = None,
         poll_interval: float = 0.5,
-    ) -> Any:
+    ) -> Worker:
         """A worker that claims and runs every runnable execution of the registered durables."""
         from zart._worker import Worker
 
+        names = list(durable_names) if durable_names is not None else None
         return Worker(
-            self, concurrency=concurrency, durable_names=durable_names, poll_interval=poll_interval
+            self, concurrency=concurrency, durable_names=names, poll_interval=poll_interval
         )

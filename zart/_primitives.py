@@ -226,9 +226,10 @@ async def now(name: str) -> datetime:
     ctx = _context("now", name)
     if ctx is None:
         return datetime.now(timezone.utc)
-    return await _record(
+    moment: datetime = await _record(
         ctx, name, "now", lambda: datetime.now(timezone.utc), _DATETIME, _caller_site()
     )
+    return moment
 
 
 async def capture(name: str, fn: Callable[[], T] | Callable[[], Awaitable[T]]) -> T:
@@ -240,10 +241,11 @@ async def capture(name: str, fn: Callable[[], T] | Callable[[], Awaitable[T]]) -
     """
     ctx = _context("capture", name)
     if ctx is None:
-        value = fn()
-        return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
+        plain = fn()
+        return await plain if inspect.isawaitable(plain) else plain
     codec = return_codec(fn)
-    return await _record(ctx, name, "capture", fn, codec, _caller_site())  # type: ignore[no-any-return]
+    value: T = await _record(ctx, name, "capture", fn, codec, _caller_site())
+    return value
 
 
 async def _record(

@@ -18,6 +18,9 @@ from zart._serde import Codec, return_codec
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# Default of Step.invoke's ``timeout``: use the step's own timeout.
+_STEP_TIMEOUT: Any = object()
+
 
 class Step(Generic[P, R]):
     """A step definition: a function plus how its calls are named, retried and stored."""
@@ -38,7 +41,7 @@ class Step(Generic[P, R]):
         self.timeout = timeout
         self.is_async = inspect.iscoroutinefunction(fn)
         self._codec: Codec | None = None
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     @property
     def name(self) -> str:
@@ -59,16 +62,24 @@ class Step(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<zart step {self.template.template!r} ({self.fn.__qualname__})>"
 
-    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        """Run the body once, with no journaling."""
+    async def invoke(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None = _STEP_TIMEOUT,
+    ) -> R:
+        """Run the body once, with no journaling, for at most ``timeout`` seconds
+        (default: the step's own timeout; ``None``: no limit)."""
+        if timeout is _STEP_TIMEOUT:
+            timeout = self.timeout
         if self.is_async:
             coro = self.fn(*args, **kwargs)
         else:
             # A plain def runs in a worker thread so a blocking body does not stall
             # every other execution sharing the event loop.
-            coro = asyncio.to_thread(self.fn, *args, **kwargs)
-        if self.timeout is not None:
-            return await asyncio.wait_for(coro, self.timeout)  # type: ignore[arg-type,no-any-return]
+            coro = asyncio.to_thread(self.fn, *args, **kwargs)  # type: ignore[arg-type]
+        if timeout is not None:
+            return await asyncio.wait_for(coro, timeout)  # type: ignore[arg-type]
         return await coro  # type: ignore[misc,no-any-return]
 
 
@@ -135,12 +146,8 @@ class StepCall(Generic[R]):
         return await ctx.run_step(self)  # type: ignore[no-any-return]
 
     async def _invoke_once(self) -> R:
-        if self.timeout != self.step.timeout:
-            coro = self.step.invoke(self.args, self.kwargs)
-            if self.timeout is None:
-                return await coro
-            return await asyncio.wait_for(coro, self.timeout)
-        return await self.step.invoke(self.args, self.kwargs)
+        # This call's timeout replaces the step's (it may lift or extend it, not only shorten).
+        return await self.step.invoke(self.args, self.kwargs, self.timeout)
 
     def __repr__(self) -> str:
         return f"<StepCall {self.name!r}>"

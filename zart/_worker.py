@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 import signal
+import time
 from typing import TYPE_CHECKING, Any
 
 from zart._durable import lookup, registered_names
+from zart._errors import DatabaseUnavailableError
 
 if TYPE_CHECKING:
     from zart._engine import Zart
@@ -21,7 +25,10 @@ class Worker:
     ``concurrency`` executions run at once on one event loop. On SIGTERM/SIGINT
     the worker stops claiming, gives running executions ``grace_seconds`` to
     finish, then hands the rest back (their lease is released, so another worker
-    resumes them at once rather than after the lease expires).
+    resumes them at once rather than after the lease expires); a second signal
+    hands them back at once. If the database cannot be reached at start, the
+    worker retries for ``startup_timeout`` seconds; once running, it rides out
+    outages (claims are retried with backoff, indefinitely).
     """
 
     def __init__(
@@ -32,6 +39,7 @@ class Worker:
         durable_names: list[str] | None = None,
         poll_interval: float = 0.5,
         grace_seconds: float = 10.0,
+        startup_timeout: float = 60.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -40,8 +48,11 @@ class Worker:
         self.durable_names = durable_names
         self.poll_interval = poll_interval
         self.grace_seconds = grace_seconds
+        self.startup_timeout = startup_timeout
         self._stop: asyncio.Event | None = None
+        self._force: asyncio.Event | None = None
         self.completed = 0
+        self.failed = 0
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -53,20 +64,26 @@ class Worker:
 
     async def run_async(self, *, until_idle: bool = False, install_signals: bool = False) -> int:
         self._stop = asyncio.Event()
+        self._force = asyncio.Event()
         loop = asyncio.get_running_loop()
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
-                try:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self._on_signal, sig)
-                except (NotImplementedError, RuntimeError):
-                    pass
         names = self.durable_names or registered_names()
         for name in names:
             lookup(name)  # fail early on an unknown name
         storage = self.app.storage
-        storage.ensure_schema()
+        if not await self._connect():
+            return self.completed
         running: set[asyncio.Task[Any]] = set()
-        log.info("worker started: %d slots, durables: %s", self.concurrency, ", ".join(names) or "none")
+        log.info(
+            "worker started: %d slots, lease %.1fs, durables: %s",
+            self.concurrency,
+            self.app.lease_seconds,
+            ", ".join(names) or "none",
+        )
+        backoff = self.poll_interval
         try:
             while not self._stop.is_set():
                 free = self.concurrency - len(running)
@@ -77,9 +94,11 @@ class Worker:
                             self.app._new_token_for_worker, names, free, self.app.lease_seconds
                         )
                     except Exception as exc:
-                        log.warning("could not claim work (%s); retrying", exc)
-                        await self._pause(min(5.0, self.poll_interval * 4))
+                        backoff = min(5.0, backoff * 2)
+                        log.warning("could not claim work (%s); retrying in %.1fs", exc, backoff)
+                        await self._pause(backoff * random.uniform(0.5, 1.0))
                         continue
+                    backoff = self.poll_interval
                 for rec, token in claimed:
                     task = asyncio.ensure_future(self._run_one(rec, token))
                     running.add(task)
@@ -91,16 +110,66 @@ class Worker:
                 await self._pause(self.poll_interval, running)
         finally:
             if running:
-                log.info("worker stopping: waiting up to %.0fs for %d executions", self.grace_seconds, len(running))
-                done, pending = await asyncio.wait(running, timeout=self.grace_seconds)
+                log.info(
+                    "worker stopping: waiting up to %.0fs for %d executions to finish",
+                    self.grace_seconds,
+                    len(running),
+                )
+                force = asyncio.ensure_future(self._force.wait())
+                await self._drain(running, force)
+                force.cancel()
+                pending = [t for t in running if not t.done()]
+                if pending:
+                    log.info("worker stopping: handing %d executions back", len(pending))
                 for task in pending:
                     task.cancel()  # _execute releases the lease on cancellation
                 if pending:
                     await asyncio.wait(pending)
-            log.info("worker stopped after %d executions", self.completed)
+            log.info(
+                "worker stopped: %d executions finished here (%d failed)",
+                self.completed,
+                self.failed,
+            )
         return self.completed
 
+    async def _drain(self, running: set[asyncio.Task[Any]], force: asyncio.Future[Any]) -> None:
+        """Wait for the running executions, up to the grace period or a second signal."""
+        deadline = time.monotonic() + self.grace_seconds
+        while running and not force.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await asyncio.wait(
+                [*running, force], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+
+    async def _connect(self) -> bool:
+        """Reach the database and migrate it; retry with backoff while it is down."""
+        assert self._stop is not None
+        deadline = time.monotonic() + self.startup_timeout
+        delay = 0.5
+        while True:
+            try:
+                self.app.storage.ensure_schema()
+                return True
+            except DatabaseUnavailableError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s; retrying in %.1fs", exc, delay)
+                await self._pause(delay)
+                if self._stop.is_set():
+                    return False
+                delay = min(delay * 2, 5.0)
+
     def _on_signal(self, sig: int) -> None:
+        assert self._stop is not None and self._force is not None
+        if self._stop.is_set():
+            log.info(
+                "worker received %s again; handing running executions back now",
+                signal.Signals(sig).name,
+            )
+            self._force.set()
+            return
         log.info("worker received %s; shutting down", signal.Signals(sig).name)
         self.stop()
 
@@ -108,7 +177,11 @@ class Worker:
         assert self._stop is not None
         waiters: list[Any] = [asyncio.ensure_future(self._stop.wait())]
         if running:
-            waiters.append(asyncio.ensure_future(asyncio.wait(list(running), return_when=asyncio.FIRST_COMPLETED)))
+            waiters.append(
+                asyncio.ensure_future(
+                    asyncio.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+                )
+            )
         try:
             await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -116,15 +189,34 @@ class Worker:
                 w.cancel()
 
     async def _run_one(self, rec: Any, token: str) -> None:
+        started = time.monotonic()
         try:
             durable = lookup(rec.durable_name)
             outcome = await self.app._execute(durable, rec, token)
         except asyncio.CancelledError:
+            log.info("execution %s handed back (worker shutting down)", rec.id)
             raise
-        except Exception:
-            log.exception("execution %s crashed the worker task", rec.id)
+        except DatabaseUnavailableError as exc:
+            # Its lease is not renewed any more: it expires and the execution is resumed
+            # from its last checkpoint (here or by another worker).
+            log.warning("execution %s interrupted: %s; it will be resumed", rec.id, exc)
             return
+        except Exception:
+            log.exception("execution %s crashed the worker task; it will be resumed", rec.id)
+            return
+        elapsed = time.monotonic() - started
         if outcome.finished:
             self.completed += 1
-            state = "failed" if outcome.error is not None else "completed"
-            log.info("execution %s %s", rec.id, state)
+            if outcome.error is not None:
+                self.failed += 1
+                log.info(
+                    "execution %s finished: failed in %.2fs (%s)", rec.id, elapsed, outcome.error
+                )
+            else:
+                log.info("execution %s finished: completed in %.2fs", rec.id, elapsed)
+        else:
+            log.info(
+                "execution %s left this worker after %.2fs (suspended or taken over)",
+                rec.id,
+                elapsed,
+            )

@@ -50,7 +50,9 @@ def _import_module(spec: str) -> Any:
     try:
         return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
-        _fail(f"cannot import module {spec!r}: {exc} (is it on PYTHONPATH / run from the project root?)")
+        _fail(
+            f"cannot import module {spec!r}: {exc} (is it on PYTHONPATH / run from the project root?)"
+        )
     except Exception as exc:
         _fail(f"importing {spec!r} failed: {type(exc).__name__}: {exc}")
 
@@ -78,7 +80,9 @@ def _parse_json(text: str, what: str) -> Any:
         _fail(f"{what} is not valid JSON: {exc.args[0] if exc.args else exc}")
 
 
-def _arguments(durable: DurableFunction[Any, Any], data: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _arguments(
+    durable: DurableFunction[Any, Any], data: Any
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Plain JSON → typed call arguments, decoded through the function's annotations.
 
     An array gives positional arguments; an object whose keys are all parameter
@@ -179,13 +183,25 @@ def main(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
 
 @main.command()
 @click.argument("target")
-@click.option("--input", "input_json", default="null", help="Arguments as JSON (array, object or single value).")
-@click.option("--id", "execution_id", default=None, help="Execution id (idempotent: an existing id is resumed or its result returned).")
+@click.option(
+    "--input",
+    "input_json",
+    default="null",
+    help="Arguments as JSON (array, object or single value).",
+)
+@click.option(
+    "--id",
+    "execution_id",
+    default=None,
+    help="Execution id (idempotent: an existing id is resumed or its result returned).",
+)
 @click.option("--no-wait", is_flag=True, help="Create the execution and return; a worker runs it.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
 @click.pass_obj
 @_guard
-def run(obj: _Obj, target: str, input_json: str, execution_id: str | None, no_wait: bool, as_json: bool) -> None:
+def run(
+    obj: _Obj, target: str, input_json: str, execution_id: str | None, no_wait: bool, as_json: bool
+) -> None:
     """Start (or resume) MODULE:FUNCTION and print its result."""
     durable = _load_durable(target)
     args, kwargs = _arguments(durable, _parse_json(input_json, "--input"))
@@ -232,12 +248,16 @@ def status(obj: _Obj, execution_id: str, as_json: bool) -> None:
 
 @main.command(name="list")
 @click.option("--status", "status_filter", type=click.Choice(ALL_STATUSES), default=None)
-@click.option("--name", "durable_name", default=None, help="Only executions of this durable function.")
+@click.option(
+    "--name", "durable_name", default=None, help="Only executions of this durable function."
+)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @_guard
-def list_(obj: _Obj, status_filter: str | None, durable_name: str | None, limit: int, as_json: bool) -> None:
+def list_(
+    obj: _Obj, status_filter: str | None, durable_name: str | None, limit: int, as_json: bool
+) -> None:
     """List executions, newest first."""
     items: list[ExecutionStatus] = obj.app.list(status_filter, durable_name, limit)
     if as_json:
@@ -249,7 +269,15 @@ def list_(obj: _Obj, status_filter: str | None, durable_name: str | None, limit:
     _table(
         ["id", "durable", "status", "attempts", "created", "duration", "error"],
         [
-            [i.id, i.durable_name, i.status, str(i.attempts), _when(i.created_at), _duration(i.duration), (i.error or "")[:60]]
+            [
+                i.id,
+                i.durable_name,
+                i.status,
+                str(i.attempts),
+                _when(i.created_at),
+                _duration(i.duration),
+                (i.error or "")[:60],
+            ]
             for i in items
         ],
     )
@@ -272,7 +300,15 @@ def steps(obj: _Obj, execution_id: str, as_json: bool) -> None:
     _table(
         ["seq", "name", "kind", "status", "attempts", "duration", "output / error"],
         [
-            [str(i.seq), i.name, i.kind, i.status, str(i.attempts), _duration(i.duration), (i.error or i.output_preview or "")[:70]]
+            [
+                str(i.seq),
+                i.name,
+                i.kind,
+                i.status,
+                str(i.attempts),
+                _duration(i.duration),
+                (i.error or i.output_preview or "")[:70],
+            ]
             for i in items
         ],
     )
@@ -312,10 +348,36 @@ def send_event(obj: _Obj, execution_id: str, name: str, payload: str) -> None:
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--until-idle", is_flag=True, help="Exit once no execution is runnable.")
 @click.option("--poll-interval", default=0.5, show_default=True, type=click.FloatRange(0.01, 60))
+@click.option(
+    "--lease-seconds",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.5, 3600),
+    help="Lease length; a dead worker's executions are resumed elsewhere after this long.",
+)
+@click.option(
+    "--grace-seconds",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="On SIGTERM/SIGINT, how long running executions may finish before they are handed back.",
+)
 @click.pass_obj
 @_guard
-def worker(obj: _Obj, modules: tuple[str, ...], concurrency: int, until_idle: bool, poll_interval: float) -> None:
-    """Import MODULES (registering their durable functions) and run executions."""
+def worker(
+    obj: _Obj,
+    modules: tuple[str, ...],
+    concurrency: int,
+    until_idle: bool,
+    poll_interval: float,
+    lease_seconds: float,
+    grace_seconds: float,
+) -> None:
+    """Import MODULES (registering their durable functions) and run executions.
+
+    Run as many workers as you like, on as many hosts, against one PostgreSQL
+    database: each execution runs in one of them at a time, under a lease.
+    """
     logging.getLogger("zart").setLevel(logging.INFO)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO)
@@ -323,8 +385,16 @@ def worker(obj: _Obj, modules: tuple[str, ...], concurrency: int, until_idle: bo
         _import_module(module)
     if not registered_names():
         _fail(f"no @durable functions found in {', '.join(modules)}")
-    w = obj.app.worker(concurrency=concurrency, poll_interval=poll_interval)
-    w.run(until_idle=until_idle)
+    from zart._worker import Worker
+
+    app = Zart(obj.database_url, lease_seconds=lease_seconds)
+    try:
+        w = Worker(
+            app, concurrency=concurrency, poll_interval=poll_interval, grace_seconds=grace_seconds
+        )
+        w.run(until_idle=until_idle)
+    finally:
+        app.close()
 
 
 @main.group()

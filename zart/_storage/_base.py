@@ -7,6 +7,7 @@ tells the time. The engine never builds SQL itself.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,12 +38,14 @@ from zart._storage._records import (
     PENDING,
     RUNNING,
     SLEEPING,
-    TERMINAL_STATUSES,
     STEP_COMPLETED,
+    TERMINAL_STATUSES,
     WAITING,
     ExecutionRecord,
     StepRecord,
 )
+
+log = logging.getLogger("zart")
 
 _E = s.executions
 _S = s.steps
@@ -159,7 +162,9 @@ class SqlStorage:
                         if number > version:
                             migrate(conn)
                             conn.execute(
-                                insert(s.schema_version).values(version=number, applied_at=time.time())
+                                insert(s.schema_version).values(
+                                    version=number, applied_at=time.time()
+                                )
                             )
             except DBAPIError as exc:
                 if self._is_disconnect(exc) or isinstance(exc, OperationalError):
@@ -253,9 +258,7 @@ class SqlStorage:
         (used by ``run`` so the body can re-check its timers and events).
         """
         with self._tx() as conn:
-            row = conn.execute(
-                select(_E).where(_E.c.id == execution_id).with_for_update()
-            ).first()
+            row = conn.execute(select(_E).where(_E.c.id == execution_id).with_for_update()).first()
             if row is None:
                 return None
             rec = ExecutionRecord.from_row(row)
@@ -270,6 +273,14 @@ class SqlStorage:
     def _take(
         self, conn: Connection, rec: ExecutionRecord, token: str, now: float, lease_seconds: float
     ) -> ExecutionRecord:
+        if rec.status == RUNNING:
+            expired = rec.lease_expires_at is None or rec.lease_expires_at < now
+            log.info(
+                "taking over execution %s from %s (%s)",
+                rec.id,
+                rec.lease_owner,
+                "its lease expired" if expired else "its process is gone",
+            )
         values: dict[str, Any] = dict(
             status=RUNNING,
             lease_owner=token,
@@ -310,8 +321,11 @@ class SqlStorage:
                 # Running executions whose owner died on this very host: no need to
                 # wait for their lease to expire.
                 seen = {r.id for r in rows}
+                # Read without locking (live owners' rows must not be locked by every
+                # poll of every worker), then lock only the orphans, re-checking that
+                # their owner did not change in between.
                 orphan_query = (
-                    select(_E)
+                    select(_E.c.id, _E.c.lease_owner)
                     .where(
                         _E.c.durable_name.in_(list(durable_names)),
                         _E.c.status == RUNNING,
@@ -319,12 +333,19 @@ class SqlStorage:
                     )
                     .order_by(_E.c.created_at)
                     .limit(200)
-                    .with_for_update(skip_locked=True)
                 )
-                for r in conn.execute(orphan_query):
-                    rec = ExecutionRecord.from_row(r)
-                    if rec.id not in seen and owner_is_dead(rec.lease_owner):
-                        rows.append(rec)
+                for orphan_id, owner in conn.execute(orphan_query).all():
+                    if orphan_id in seen or not owner_is_dead(owner):
+                        continue
+                    r = conn.execute(
+                        select(_E)
+                        .where(
+                            _E.c.id == orphan_id, _E.c.lease_owner == owner, _E.c.status == RUNNING
+                        )
+                        .with_for_update(skip_locked=True)
+                    ).first()
+                    if r is not None:
+                        rows.append(ExecutionRecord.from_row(r))
                         if len(rows) >= limit:
                             break
             claimed = []
@@ -372,7 +393,9 @@ class SqlStorage:
             )
             return bool(res.rowcount)
 
-    def suspend_execution(self, execution_id: str, token: str, status: str, wake_at: float | None) -> bool:
+    def suspend_execution(
+        self, execution_id: str, token: str, status: str, wake_at: float | None
+    ) -> bool:
         """Give up the lease while sleeping or waiting; a worker wakes it at ``wake_at``."""
         with self._tx() as conn:
             res = conn.execute(
@@ -394,7 +417,9 @@ class SqlStorage:
             res = conn.execute(
                 update(_E)
                 .where(_E.c.id == execution_id, _E.c.lease_owner == token, _E.c.status == RUNNING)
-                .values(status=PENDING, lease_owner=None, lease_expires_at=None, updated_at=time.time())
+                .values(
+                    status=PENDING, lease_owner=None, lease_expires_at=None, updated_at=time.time()
+                )
             )
             return bool(res.rowcount)
 
@@ -453,7 +478,9 @@ class SqlStorage:
                 raise _NotFound(execution_id)
             rec = ExecutionRecord.from_row(row)
             conn.execute(
-                insert(_V).values(execution_id=execution_id, name=name, payload=payload, created_at=now)
+                insert(_V).values(
+                    execution_id=execution_id, name=name, payload=payload, created_at=now
+                )
             )
             if rec.status == WAITING:
                 conn.execute(
@@ -472,16 +499,19 @@ class SqlStorage:
 
         now = time.time()
         with self._tx() as conn:
+            # FOR SHARE (a no-op on SQLite): a takeover cannot commit while this runs.
             held = conn.execute(
-                select(_E.c.id).where(
-                    _E.c.id == execution_id, _E.c.lease_owner == token, _E.c.status == RUNNING
-                )
+                select(_E.c.id)
+                .where(_E.c.id == execution_id, _E.c.lease_owner == token, _E.c.status == RUNNING)
+                .with_for_update(read=True)
             ).first()
             if held is None:
                 raise _LeaseGone()
             row = conn.execute(
                 select(_V)
-                .where(_V.c.execution_id == execution_id, _V.c.name == name, _V.c.consumed_by.is_(None))
+                .where(
+                    _V.c.execution_id == execution_id, _V.c.name == name, _V.c.consumed_by.is_(None)
+                )
                 .order_by(_V.c.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
@@ -490,8 +520,17 @@ class SqlStorage:
                 return _NO_EVENT
             conn.execute(update(_V).where(_V.c.id == row.id).values(consumed_by=name))
             record = StepRecord(
-                execution_id, name, seq, "event", STEP_COMPLETED, None,
-                row.payload if row.payload is not None else "null", None, 1, now, now,
+                execution_id,
+                name,
+                seq,
+                "event",
+                STEP_COMPLETED,
+                None,
+                row.payload if row.payload is not None else "null",
+                None,
+                1,
+                now,
+                now,
             )
             conn.execute(self._save_step_sql, record.as_params(token))
             return row.payload
@@ -500,7 +539,9 @@ class SqlStorage:
         with self._tx(write=False) as conn:
             return int(
                 conn.execute(
-                    select(func.count()).select_from(_E).where(_E.c.status.in_(list(ACTIVE_STATUSES)))
+                    select(func.count())
+                    .select_from(_E)
+                    .where(_E.c.status.in_(list(ACTIVE_STATUSES)))
                 ).scalar_one()
             )
 

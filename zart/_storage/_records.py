@@ -45,7 +45,7 @@ class ExecutionRecord:
     @classmethod
     def from_row(cls, row: Any) -> ExecutionRecord:
         m = row._mapping
-        return cls(**{name: m[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+        return cls(**{name: m[name] for name in cls.__slots__})
 
 
 @dataclass(slots=True)
@@ -65,7 +65,7 @@ class StepRecord:
     @classmethod
     def from_row(cls, row: Any) -> StepRecord:
         m = row._mapping
-        return cls(**{name: m[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+        return cls(**{name: m[name] for name in cls.__slots__})
 
     def as_params(self, token: str) -> dict[str, Any]:
         return {
