@@ -23,7 +23,7 @@ from zart._errors import (
     ZartError,
 )
 from zart._execution import ExecutionContext, Suspend
-from zart._failures import decode_error, encode_error, short_type
+from zart._failures import encode_error, task_error
 from zart._info import ExecutionStatus, StepInfo
 from zart._owner import current_owner
 from zart._storage import TERMINAL_STATUSES, ExecutionRecord, SqlStorage, open_storage
@@ -294,14 +294,17 @@ class Zart:
                 raise SerializationError(
                     f"cannot read the stored result of execution {rec.id!r}: {exc}"
                 ) from None
-        data = decode_error(rec.error)
         if rec.status == CANCELLED:
             raise ExecutionCancelledError("execution was cancelled", execution_id=rec.id)
-        raise TaskError(
-            str(data.get("message", "")),
-            execution_id=rec.id,
-            error_type=short_type(str(data.get("type", "Error"))),
-        )
+        raise task_error(rec.id, rec.error)
+
+    def _fail(self, eid: str, token: str, exc: BaseException) -> _Outcome:
+        """Record a failed execution (fenced) and build the error its caller sees."""
+        encoded = encode_error(exc)
+        if not self.storage.finish_execution(eid, token, FAILED, None, encoded):
+            return _Outcome(False)  # not ours any more: the new owner decides the outcome
+        log.info("execution %s failed: %s: %s", eid, type(exc).__name__, exc)
+        return _Outcome(True, error=task_error(eid, encoded, cause=exc))
 
     async def _execute(
         self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str
@@ -310,20 +313,19 @@ class Zart:
         storage = self.storage
         eid = rec.id
         if rec.attempts > durable.max_recoveries:
-            err = TaskError(
+            limit = TaskError(
                 f"execution was started {rec.attempts - 1} times without finishing "
                 f"(max_recoveries={durable.max_recoveries}); a step may be crashing its process",
                 execution_id=eid,
                 error_type="RecoveryLimitExceeded",
             )
-            storage.finish_execution(eid, token, FAILED, None, encode_error(err))
-            return _Outcome(True, error=err)
+            return self._fail(eid, token, limit)
         try:
             args, kwargs = durable.args_codec.loads(rec.input)
         except SerializationError as exc:
-            err = TaskError(f"cannot read the stored input: {exc}", execution_id=eid, cause=exc)
-            storage.finish_execution(eid, token, FAILED, None, encode_error(exc))
-            return _Outcome(True, error=err)
+            return self._fail(
+                eid, token, SerializationError(f"cannot read the stored input: {exc}")
+            )
         ctx = ExecutionContext(
             storage,
             eid,
@@ -354,22 +356,12 @@ class Zart:
             except Exception as exc:
                 if ctx.stop is not None:
                     return _Outcome(False)
-                error = TaskError(
-                    str(exc), execution_id=eid, cause=exc, error_type=type(exc).__name__
-                )
-                if storage.finish_execution(eid, token, FAILED, None, encode_error(exc)):
-                    log.info("execution %s failed: %s: %s", eid, type(exc).__name__, exc)
-                    return _Outcome(True, error=error)
-                return _Outcome(False)
+                return self._fail(eid, token, exc)
             try:
                 result_json = durable.result_codec.dumps(result)
             except SerializationError as exc:
                 msg = f"the result of {durable.name!r} cannot be stored: {exc}"
-                err = TaskError(msg, execution_id=eid, cause=exc, error_type="SerializationError")
-                storage.finish_execution(
-                    eid, token, FAILED, None, encode_error(SerializationError(msg))
-                )
-                return _Outcome(True, error=err)
+                return self._fail(eid, token, SerializationError(msg))
             if storage.finish_execution(eid, token, COMPLETED, result_json, None):
                 log.info(
                     "execution %s completed (%d steps run, %d replayed)",

@@ -6,7 +6,7 @@ import json
 import traceback
 from typing import Any
 
-from zart._errors import StepError
+from zart._errors import StepError, TaskError
 
 _MAX_TRACEBACK = 8_000
 
@@ -15,11 +15,15 @@ def encode_error(exc: BaseException, *, step_name: str | None = None) -> str:
     """JSON for an exception: type, message, traceback and StepError details."""
     data: dict[str, Any] = {
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "message": str(exc) if not isinstance(exc, StepError) else exc.message,
+        "message": exc.message if isinstance(exc, (StepError, TaskError)) else str(exc),
         "traceback": "".join(traceback.format_exception(exc))[-_MAX_TRACEBACK:],
     }
+    if isinstance(exc, TaskError) and exc.error_type:
+        data["type"] = exc.error_type
     if isinstance(exc, StepError):
         data["retryable"] = exc.retryable
+        if exc.step_name and step_name is None:
+            step_name = exc.step_name
         if exc.error_type:
             data["type"] = exc.error_type
         if exc.details is not None:
@@ -56,4 +60,24 @@ def step_error_from_record(step_name: str, text: str | None) -> StepError:
         details=data.get("details"),
         step_name=step_name,
         error_type=short_type(str(data.get("type", "Exception"))),
+    )
+
+
+def task_error(
+    execution_id: str, text: str | None, cause: BaseException | None = None
+) -> TaskError:
+    """The TaskError for a failed execution, built from its stored error.
+
+    Used for the first run and for every later look-up alike, so the error a
+    caller sees does not depend on whether the failure happened just now.
+    """
+    data = decode_error(text)
+    message = str(data.get("message", ""))
+    if data.get("step"):
+        message = f"step {data['step']!r} failed: {message}"
+    return TaskError(
+        message,
+        execution_id=execution_id,
+        cause=cause,
+        error_type=short_type(str(data.get("type", "Error"))),
     )

@@ -18,6 +18,19 @@ from zart._errors import StepNameError
 _FORMATTER = string.Formatter()
 
 
+class _Anything:
+    """Stands in for any argument while a template's field syntax is checked."""
+
+    def __getattr__(self, name: str) -> _Anything:
+        return self
+
+    def __getitem__(self, key: object) -> _Anything:
+        return self
+
+
+_ANYTHING = _Anything()
+
+
 def _field_root(field_name: str) -> str:
     """``"item.id"`` → ``"item"``, ``"rows[0]"`` → ``"rows"``."""
     for i, ch in enumerate(field_name):
@@ -36,7 +49,7 @@ def template_fields(template: str) -> list[str]:
     except ValueError as exc:
         raise StepNameError(f"malformed step name template {template!r}: {exc}") from None
     roots: list[str] = []
-    for _literal, field_name, format_spec, _conversion in parsed:
+    for _literal, field_name, format_spec, conversion in parsed:
         if field_name is None:
             continue
         root = _field_root(field_name)
@@ -45,6 +58,17 @@ def template_fields(template: str) -> list[str]:
                 f"step name template {template!r} uses a positional field "
                 f"{{{field_name}}}; name a parameter instead, e.g. {{index}}"
             )
+        # Malformed attribute/index parts ({item.}, {rows[0]x}) and conversions ({x!z})
+        # would otherwise only fail on the first call.
+        if conversion not in (None, "r", "s", "a"):
+            raise StepNameError(
+                f"malformed step name template {template!r}: unknown conversion !{conversion} "
+                "(use !r, !s or !a)"
+            )
+        try:
+            _FORMATTER.get_field(field_name, (), {root: _ANYTHING})
+        except ValueError as exc:
+            raise StepNameError(f"malformed step name template {template!r}: {exc}") from None
         if format_spec and "{" in format_spec:
             # Nested fields in a format spec, e.g. {x:{width}}: check those too.
             for nested in template_fields(format_spec):

@@ -68,6 +68,26 @@ Type choices (documented contract)
   ``__post_init__`` already transformed the stored fields). Unknown keys in a stored
   object are ignored and missing fields with defaults get their default, so adding
   or removing a defaulted field does not break replay of old rows.
+
+Limitations
+-----------
+* Sets are stored in iteration order (not sorted): equal sets may produce
+  different rows; decoding is unaffected. :func:`fingerprint` does sort.
+* ``timezone`` and ``ZoneInfo`` tzinfos come back as they were; other tzinfo
+  implementations (pytz, dateutil) come back as a fixed-offset ``timezone`` (same
+  instant, equal, different tzinfo object). ``time`` values keep a fixed offset only.
+* Not supported (SerializationError on first use): ``defaultdict``, ``Callable``,
+  ``type[...]``, ``complex``, and classes that are not dataclasses, NamedTuples,
+  TypedDicts, pydantic models, enums or subclasses of ``str``/``int``/``float``/
+  ``bytes``/``PurePath``.
+* Pydantic models round-trip as pydantic's own JSON mode does (a field typed
+  ``Any`` holding a ``datetime`` comes back as a ``str``); fields whose
+  serialization alias differs from their validation alias are not supported.
+* Generic dataclasses resolve TypeVars through ``Box[int]`` and generic bases; one
+  TypeVar bound differently at two levels of a hierarchy takes the most-derived
+  binding.
+* Union tags are class names: renaming a member of an ambiguous union (``Cat |
+  Dog``) makes old rows tagged with the old name unreadable.
 """
 
 from __future__ import annotations
@@ -144,7 +164,7 @@ class _Fail(Exception):
 
 def _vname(v: object) -> str:
     t = type(v)
-    return "None" if t is _NoneType else t.__qualname__
+    return "None" if t is _NoneType else t.__qualname__.rsplit("<locals>.", 1)[-1]
 
 
 def _mismatch(expected: str, v: object) -> _Fail:
@@ -176,8 +196,6 @@ def _fail_index(fn: _Fn, items: Iterable[Any]) -> str:
     for i, x in enumerate(items):
         try:
             fn(x)
-        except _Fail:
-            return f"[{i}]"
         except Exception:
             return f"[{i}]"
     return "[?]"
@@ -435,13 +453,13 @@ _NEVER = _Node("NoReturn", _never_enc, _never_dec, frozenset())
 
 
 def _any_unsupported(v: object) -> _Fail:
-    t = type(v)
     if dataclasses.is_dataclass(v) or _is_pydantic_instance(v) or isinstance(v, (enum.Enum, tuple)):
         what = "enum member" if isinstance(v, enum.Enum) else "instance of a class"
         reason = (
             f"not JSON-serializable without a type annotation: a {what} cannot be stored "
             f"under a missing or `Any` annotation (reading it back would mean importing a class "
-            f"named in the stored data); annotate the step's return type, e.g. -> {t.__qualname__}"
+            f"named in the stored data); annotate the step's return type (or the parameter), "
+            f"e.g. -> {_vname(v)}"
         )
     else:
         reason = f"not JSON-serializable; {_ADVICE}"
@@ -619,7 +637,9 @@ def _tname(tp: Any) -> str:
     if tp is _NoneType or tp is None:
         return "None"
     if isinstance(tp, type) and not typing.get_args(tp):
-        return tp.__qualname__
+        # Union tags are stored: keep them short and independent of the function a
+        # local class happens to be defined in.
+        return tp.__qualname__.rsplit("<locals>.", 1)[-1]
     return re.sub(r"\btyping(_extensions)?\.", "", repr(tp))
 
 
@@ -819,7 +839,7 @@ def _compile_new(tp: Any, ctx: _Ctx, where: str) -> _Node:
     if issubclass(cls, enum.Enum):
         return _compile_enum(cls)
     if issubclass(cls, pathlib.PurePath):
-        return _str_scalar(cls.__qualname__, cls, str, cls)
+        return _str_scalar(_tname(cls), cls, str, cls)
     if _is_typeddict(cls):
         return _compile_typeddict(tp, cls, args, ctx, where)
     if _is_namedtuple(cls):
@@ -842,7 +862,7 @@ def _unsupported(tp: Any, where: str) -> SerializationError:
 
 def _compile_scalar_subclass(cls: type, base: _Node) -> _Node:
     """`class UserId(str)`: stored as the base value, rebuilt with ``cls(value)``."""
-    benc, bdec, name = base.enc, base.dec, cls.__qualname__
+    benc, bdec, name = base.enc, base.dec, _tname(cls)
 
     def enc(v: Any) -> Any:
         if isinstance(v, cls):
@@ -1153,7 +1173,7 @@ def _compile_optional(name: str, inner: _Node) -> _Node:
         try:
             return ienc(v)
         except _Fail as e:
-            if not e.path and e.vtype is not None:
+            if not e.path and e.reason.startswith("does not match the annotation"):
                 e.reason = f"does not match the annotation {name}"
             raise
 
@@ -1170,7 +1190,7 @@ def _compile_literal(tp: Any, values: tuple[Any, ...], ctx: _Ctx, where: str) ->
     for lit in values:
         encoded = _compile(type(lit), ctx, where).enc(lit)
         jkey = (type(encoded), encoded)
-        if jkey in from_json and from_json[jkey] != lit:
+        if jkey in from_json:
             # Two literals with the same JSON form (Color.RED and "red"): tag them.
             singles = tuple(typing.Literal[v] for v in values)
             return _compile_union(tp, singles, ctx, where)
@@ -1195,7 +1215,7 @@ def _compile_literal(tp: Any, values: tuple[Any, ...], ctx: _Ctx, where: str) ->
 
 
 def _compile_enum(cls: type[enum.Enum]) -> _Node:
-    name = cls.__qualname__
+    name = _tname(cls)
     members = list(cls.__members__.values())
     enc_map: dict[Any, Any] = {}
     dec_map: dict[tuple[type, Any], Any] = {}
@@ -1238,14 +1258,35 @@ def _compile_enum(cls: type[enum.Enum]) -> _Node:
 # --- classes with fields -------------------------------------------------------------
 
 
-def _class_hints(cls: type, where: str) -> dict[str, Any]:
+def _class_hints(cls: type, where: str, names: Iterable[str] | None = None) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls, include_extras=True)
     except Exception as e:
+        if names is not None:
+            # One unresolvable annotation must not sink the others: Python 3.10
+            # cannot resolve a string "InitVar[int]", which is not a field anyway.
+            try:
+                return _hints_of_names(cls, set(names))
+            except Exception:
+                pass
         raise SerializationError(
             f"cannot serialize {where}: the type hints of {cls.__qualname__} cannot be resolved "
             f"({type(e).__name__}: {e}); define or import the referenced types at module level"
         ) from e
+
+
+def _hints_of_names(cls: type, names: set[str]) -> dict[str, Any]:
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        wanted = {n: a for n, a in inspect.get_annotations(klass).items() if n in names}
+        if wanted:
+            # A throwaway class holding only the wanted annotations, resolved in the
+            # namespace of the module that defined them.
+            shim = type(klass.__name__, (), {"__annotations__": wanted})
+            shim.__module__ = klass.__module__
+            local = {klass.__name__: klass}
+            hints.update(typing.get_type_hints(shim, localns=local, include_extras=True))
+    return hints
 
 
 def _typevar_map(cls: type, args: tuple[Any, ...]) -> dict[Any, Any]:
@@ -1282,7 +1323,8 @@ def _subst(tp: Any, tvmap: dict[Any, Any]) -> Any:
 def _field_nodes(
     cls: type, args: tuple[Any, ...], names: Iterable[str], ctx: _Ctx, where: str
 ) -> dict[str, _Node]:
-    hints = _class_hints(cls, where)
+    names = list(names)
+    hints = _class_hints(cls, where, names)
     tvmap = _typevar_map(cls, args)
     return {n: _compile(_subst(hints.get(n, Any), tvmap), ctx, f"{where}.{n}") for n in names}
 
@@ -1304,12 +1346,16 @@ def _compile_dataclass(tp: Any, cls: type, args: tuple[Any, ...], ctx: _Ctx, whe
     def required(f: dataclasses.Field[Any]) -> bool:
         return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
-    init_decs = tuple(
-        (f.name, nodes[f.name].dec, required(f)) for f in fields if f.init or bypass_init
-    )
-    post_decs = (
-        () if bypass_init else tuple((f.name, nodes[f.name].dec) for f in fields if not f.init)
-    )
+    init_decs = tuple((f.name, nodes[f.name].dec, required(f)) for f in fields if f.init)
+    post_decs = tuple((f.name, nodes[f.name].dec) for f in fields if not f.init)
+    # Without __init__, defaults of fields missing from an old row are applied here.
+    defaults = {
+        f.name: (lambda f=f: f.default_factory())
+        if f.default_factory is not dataclasses.MISSING
+        else (lambda f=f: f.default)
+        for f in fields
+        if not required(f)
+    }
 
     def enc(v: Any) -> Any:
         if type(v) is not cls and not isinstance(v, cls):
@@ -1336,20 +1382,23 @@ def _compile_dataclass(tp: Any, cls: type, args: tuple[Any, ...], ctx: _Ctx, whe
                 x = obj.get(fname, _MISSING)
                 if x is not _MISSING:
                     kw[fname] = fdec(x)
-                elif req and not bypass_init:
+                elif req:
                     raise _Fail(f"missing required field {fname!r} of {name}")
         except _Fail as e:
             e.path.append("." + fname)
             raise
         if bypass_init:
             inst: Any = object.__new__(cls)
-            for k, x in kw.items():
-                object.__setattr__(inst, k, x)
-            return inst
-        try:
-            inst = cls(**kw)
-        except Exception as e:
-            raise _Fail(f"{name}(...) raised {type(e).__name__}: {e}", cause=e) from None
+            for fname, _, _ in init_decs:
+                if fname in kw:
+                    object.__setattr__(inst, fname, kw[fname])
+                elif fname in defaults:
+                    object.__setattr__(inst, fname, defaults[fname]())
+        else:
+            try:
+                inst = cls(**kw)
+            except Exception as e:
+                raise _Fail(f"{name}(...) raised {type(e).__name__}: {e}", cause=e) from None
         for fname, fdec in post_decs:
             x = obj.get(fname, _MISSING)
             if x is not _MISSING:
@@ -1358,6 +1407,8 @@ def _compile_dataclass(tp: Any, cls: type, args: tuple[Any, ...], ctx: _Ctx, whe
                 except _Fail as e:
                     e.path.append("." + fname)
                     raise
+            elif bypass_init and fname in defaults:
+                object.__setattr__(inst, fname, defaults[fname]())
         return inst
 
     return _Node(name, enc, dec, frozenset({dict}), (cls,))
@@ -1399,7 +1450,10 @@ def _compile_namedtuple(tp: Any, cls: Any, args: tuple[Any, ...], ctx: _Ctx, whe
         except _Fail as e:
             e.path.append("." + fname)
             raise
-        return cls(**kw)
+        try:
+            return cls(**kw)
+        except Exception as e:
+            raise _Fail(f"{name}(...) raised {type(e).__name__}: {e}", cause=e) from None
 
     return _Node(name, enc, dec, frozenset({dict}), (cls,))
 
@@ -1459,7 +1513,7 @@ def _compile_typeddict(tp: Any, cls: type, args: tuple[Any, ...], ctx: _Ctx, whe
 
 
 def _compile_pydantic(cls: Any) -> _Node:
-    name = cls.__qualname__
+    name = _tname(cls)
     pyd = sys.modules["pydantic"]
     version = tuple(int(p) for p in re.findall(r"\d+", str(pyd.VERSION))[:2])
     # warnings="error" (pydantic >= 2.7) makes a field holding the wrong type fail
@@ -1513,7 +1567,7 @@ class Codec:
     (decoration) time even when it refers to classes defined later in the module.
     """
 
-    __slots__ = ("_dec", "_enc", "_label", "_resolve", "_root", "annotation")
+    __slots__ = ("_annotation", "_dec", "_enc", "_label", "_resolve", "_root")
 
     def __init__(
         self, resolve: Callable[[], Any], *, root: str = "result", label: str = ""
@@ -1523,12 +1577,19 @@ class Codec:
         self._label = label
         self._enc: _Fn | None = None
         self._dec: _Fn | None = None
-        self.annotation: Any = _MISSING
+        self._annotation: Any = _MISSING
+
+    @property
+    def annotation(self) -> Any:
+        """The resolved annotation (resolving it now if needed; may raise)."""
+        if self._annotation is _MISSING:
+            self._annotation = self._resolve()
+        return self._annotation
 
     def _build(self) -> tuple[_Fn, _Fn]:
         annotation = self._resolve()
         enc, dec = _compiled(annotation)
-        self.annotation = annotation
+        self._annotation = annotation
         self._dec = dec
         self._enc = enc
         return enc, dec
@@ -1547,9 +1608,12 @@ class Codec:
                 f"cannot serialize value of type {_vname(value)} at {self._root}: it is nested "
                 f"too deeply or contains a reference cycle"
             ) from None
-        except (ValueError, TypeError) as e:  # e.g. an int too large for str()
+        except SerializationError:
+            raise
+        except Exception as e:  # an int too large for str(), a property that raises, ...
             raise SerializationError(
-                f"cannot serialize value of type {_vname(value)} at {self._root}: {e}"
+                f"cannot serialize value of type {_vname(value)} at {self._root}: "
+                f"{type(e).__name__}: {e}"
             ) from e
 
     def loads(self, text: str) -> Any:
@@ -1559,7 +1623,7 @@ class Codec:
             dec = self._build()[1]
         try:
             obj = _json_loads(text)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, RecursionError) as e:
             raise SerializationError(
                 f"cannot deserialize stored value at {self._root}: not valid JSON ({e})"
             ) from None
@@ -1571,10 +1635,16 @@ class Codec:
             raise SerializationError(
                 f"cannot deserialize stored value at {self._root}: nested too deeply"
             ) from None
+        except SerializationError:
+            raise
+        except Exception as e:  # a user constructor or validator that raised
+            raise SerializationError(
+                f"cannot deserialize stored value at {self._root}: {type(e).__name__}: {e}"
+            ) from e
 
     def __repr__(self) -> str:
         shown = self._label or (
-            "<unresolved>" if self.annotation is _MISSING else _tname(self.annotation)
+            "<unresolved>" if self._annotation is _MISSING else _tname(self._annotation)
         )
         return f"<zart Codec {shown}>"
 
@@ -1657,10 +1727,14 @@ class ArgsCodec:
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self._fn = fn
-        self._sig = inspect.signature(fn)
+        self._sig = inspect.Signature()
         self._nodes: dict[str, _Node] | None = None
 
     def _build(self) -> dict[str, _Node]:
+        try:
+            self._sig = inspect.signature(self._fn)
+        except (TypeError, ValueError) as e:
+            raise SerializationError(f"cannot inspect {_fn_label(self._fn)}: {e}") from e
         hints = _hints_of(self._fn, "parameter")
         ctx = _Ctx()
         nodes = {n: _compile(hints.get(n, Any), ctx, n) for n in self._sig.parameters}
@@ -1710,14 +1784,16 @@ class ArgsCodec:
             raise SerializationError(
                 f"cannot serialize argument {name}: nested too deeply or contains a cycle"
             ) from None
-        except (ValueError, TypeError) as e:
-            raise SerializationError(f"cannot serialize argument {name}: {e}") from e
+        except Exception as e:  # an int too large for str(), a property that raises, ...
+            raise SerializationError(
+                f"cannot serialize argument {name}: {type(e).__name__}: {e}"
+            ) from e
 
     def loads(self, text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         nodes = self._nodes if self._nodes is not None else self._build()
         try:
             obj = _json_loads(text)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, RecursionError) as e:
             raise SerializationError(f"stored arguments are not valid JSON ({e})") from None
         if (
             type(obj) is not dict
@@ -1745,7 +1821,7 @@ class ArgsCodec:
             kwargs: dict[str, Any] = {}
             for k, x in obj["kwargs"].items():
                 p = self._sig.parameters.get(k)
-                if p is not None and p.kind is not P.POSITIONAL_ONLY and p is not var_kw:
+                if p is not None and p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY):
                     where = k
                     kwargs[k] = nodes[k].dec(x)
                 elif var_kw is not None:
@@ -1755,6 +1831,12 @@ class ArgsCodec:
                     raise _Fail(f"stored keyword argument {k!r} is not a parameter")
         except _Fail as e:
             raise SerializationError(e.decode_message(where)) from e.cause
+        except RecursionError:
+            raise SerializationError(f"stored argument {where} is nested too deeply") from None
+        except Exception as e:  # a user constructor or validator that raised
+            raise SerializationError(
+                f"cannot deserialize stored argument {where}: {type(e).__name__}: {e}"
+            ) from e
         return tuple(args), kwargs
 
 
@@ -1794,7 +1876,7 @@ def _canon_dict(v: dict[Any, Any]) -> Any:
 
 
 def _sort_key(x: Any) -> str:
-    return json.dumps(x, sort_keys=True, ensure_ascii=True)
+    return _FP_ENCODER.encode(x)
 
 
 def _canon_set(v: Any) -> Any:
@@ -1883,7 +1965,8 @@ def fingerprint(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     try:
         payload = [[_canon(x) for x in args], {k: _canon(x) for k, x in kwargs.items()}]
         text = _FP_ENCODER.encode(payload)
-    except (RecursionError, ValueError, TypeError):
-        # Cyclic or otherwise odd values: fall back to their types.
+    except Exception:
+        # Cyclic values, a property that raises, ...: fingerprinting must never fail
+        # a step call, so fall back to the argument types.
         text = repr(([type(x).__qualname__ for x in args], sorted(kwargs)))
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()

@@ -17,7 +17,7 @@ import click
 from zart import __version__
 from zart._durable import DurableFunction, registered_names
 from zart._engine import Zart
-from zart._errors import TaskError, ZartError
+from zart._errors import ExecutionCancelledError, TaskError, ZartError
 from zart._info import ExecutionStatus, StepInfo
 from zart._storage import ALL_STATUSES
 
@@ -143,6 +143,11 @@ class _Obj:
             self._app = Zart(self.database_url)
         return self._app
 
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+            self._app = None
+
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     """One clear line and exit 2 for expected errors, instead of a traceback."""
@@ -179,6 +184,7 @@ def main(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     ctx.obj = _Obj(database_url)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @main.command()
@@ -186,8 +192,9 @@ def main(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
 @click.option(
     "--input",
     "input_json",
-    default="null",
-    help="Arguments as JSON (array, object or single value).",
+    default=None,
+    help="Arguments as JSON (array, object or single value); "
+    "may be left out to resume or look up an existing --id.",
 )
 @click.option(
     "--id",
@@ -200,12 +207,30 @@ def main(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
 @click.pass_obj
 @_guard
 def run(
-    obj: _Obj, target: str, input_json: str, execution_id: str | None, no_wait: bool, as_json: bool
+    obj: _Obj,
+    target: str,
+    input_json: str | None,
+    execution_id: str | None,
+    no_wait: bool,
+    as_json: bool,
 ) -> None:
     """Start (or resume) MODULE:FUNCTION and print its result."""
     durable = _load_durable(target)
-    args, kwargs = _arguments(durable, _parse_json(input_json, "--input"))
     app = obj.app
+    existing = None
+    if input_json is None and execution_id is not None:
+        existing = app.storage.get_execution(execution_id)
+    if existing is not None:
+        if existing.durable_name != durable.name:
+            _fail(
+                f"execution id {execution_id!r} already belongs to durable "
+                f"{existing.durable_name!r}, not {durable.name!r}; use another id"
+            )
+        # An existing execution runs with its stored input: no need to repeat it.
+        args, kwargs = durable.args_codec.loads(existing.input)
+    else:
+        data = _parse_json("null" if input_json is None else input_json, "--input")
+        args, kwargs = _arguments(durable, data)
     if no_wait:
         eid = app._create(durable, args, kwargs, execution_id)
         click.echo(json.dumps({"id": eid, "status": app.status(eid).status}) if as_json else eid)
@@ -217,10 +242,11 @@ def run(
     try:
         result = app.run(durable, *args, execution_id=execution_id, **kwargs)
     except TaskError as exc:
+        state = "cancelled" if isinstance(exc, ExecutionCancelledError) else "failed"
         if as_json:
-            click.echo(json.dumps({"id": execution_id, "status": "failed", "error": str(exc)}))
+            click.echo(json.dumps({"id": execution_id, "status": state, "error": str(exc)}))
         else:
-            click.echo(f"zart: execution {execution_id} failed: {exc}", err=True)
+            click.echo(f"zart: {exc}", err=True)
         sys.exit(1)
     encoded = json.loads(durable.result_codec.dumps(result))
     if as_json:

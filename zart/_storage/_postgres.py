@@ -37,7 +37,7 @@ from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 import psycopg
-from sqlalchemy import Connection, Double, create_engine, literal_column, select, text
+from sqlalchemy import Connection, Double, create_engine, literal_column, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -190,12 +190,18 @@ class PostgresStorage(SqlStorage):
 
     def _is_transient(self, exc: BaseException) -> bool:
         """Whether ``exc`` (or what caused it) is a database error worth retrying."""
+        if isinstance(exc, _OutcomeUnknownError):
+            return False
         seen: set[int] = set()
         current: BaseException | None = exc
         while current is not None and id(current) not in seen:
             seen.add(id(current))
-            if isinstance(current, DBAPIError) and current.connection_invalidated:
-                return True
+            if isinstance(current, DBAPIError):
+                if current.connection_invalidated:
+                    return True
+                if isinstance(current.orig, BaseException):
+                    current = current.orig
+                    continue
             if isinstance(current, psycopg.Error):
                 state = current.sqlstate
                 if state is not None:
@@ -339,11 +345,26 @@ class PostgresStorage(SqlStorage):
         return [(r, str(r.lease_owner)) for r in recs]
 
     def renew_leases(self, tokens: Iterable[str], lease_seconds: float) -> set[str]:
-        # The heartbeat beats again soon: retry briefly (a reconnect), never for long.
+        """Extend every lease in one statement; return the tokens no longer held."""
         tokens = list(tokens)
-        base = super().renew_leases
+        if not tokens:
+            return set()
+        e = s.executions
+        statement = (
+            update(e)
+            .where(e.c.lease_owner.in_(tokens), e.c.status == RUNNING)
+            .values(lease_expires_at=self.now_sql() + lease_seconds)
+            .returning(e.c.lease_owner)
+        )
+
+        def op(_attempt: int) -> set[str]:
+            with self._tx() as conn:
+                held = {str(owner) for owner in conn.execute(statement).scalars()}
+            return set(tokens) - held
+
+        # The heartbeat beats again soon: retry briefly (a reconnect), never for long.
         budget = min(self.retry_seconds, max(0.5, lease_seconds / 3))
-        return self._retrying("renew_leases", lambda _a: base(tokens, lease_seconds), budget=budget)
+        return self._retrying("renew_leases", op, budget=budget)
 
     def finish_execution(
         self, execution_id: str, token: str, status: str, result: str | None, error: str | None
@@ -426,7 +447,7 @@ class PostgresStorage(SqlStorage):
             except Exception as exc:
                 if self._ambiguous() and self._is_transient(exc):
                     # Sending again could deliver the event twice.
-                    raise DatabaseUnavailableError(
+                    raise _OutcomeUnknownError(
                         f"the connection to {self.url} broke while committing event {name!r} "
                         f"for execution {execution_id!r}; it may or may not have been stored "
                         "(check the execution before sending it again)"
@@ -457,10 +478,23 @@ class PostgresStorage(SqlStorage):
 _RAW_SAVE_STEP_SQL = re.sub(r"(?<!:):(\w+)", r"%(\1)s", PostgresStorage.SAVE_STEP_SQL)
 
 
+class _OutcomeUnknownError(DatabaseUnavailableError):
+    """A write that must not be repeated lost its connection while committing."""
+
+
 def _describe(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc.__cause__ or exc
-    first = str(orig).strip().splitlines()
-    return f"{type(orig).__name__}: {first[0]}" if first else type(orig).__name__
+    """The driver's error, in one line: ``AdminShutdown: terminating connection ...``."""
+    found: BaseException = exc
+    current: BaseException | None = exc
+    for _ in range(10):
+        if current is None:
+            break
+        if isinstance(current, psycopg.Error):
+            found = current
+            break
+        current = current.__cause__ or current.__context__
+    lines = str(found).strip().splitlines()
+    return f"{type(found).__name__}: {lines[0]}" if lines else type(found).__name__
 
 
 __all__ = ["MIGRATION_LOCK_KEY", "PostgresStorage"]
