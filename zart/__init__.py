@@ -27,6 +27,7 @@ from zart._info import ExecutionStatus, StepInfo
 from zart._primitives import capture, now, run_child, sleep, sleep_until, wait_for_event
 from zart._retry import RetryPolicy
 from zart._step import Step, StepCall, step, zart_step
+from zart._transaction import transaction
 
 __version__ = "0.1.0"
 
@@ -61,6 +62,7 @@ __all__ = [
     "sleep",
     "sleep_until",
     "step",
+    "transaction",
     "wait_for_event",
     "zart_durable",
     "zart_step",

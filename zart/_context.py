@@ -15,3 +15,11 @@ current_execution: ContextVar[ExecutionContext | None] = ContextVar(
 # Set to the step name while a step body runs: steps called from inside it would
 # run outside the durable journal, so that is refused at runtime (lint rule ZRT008).
 current_step: ContextVar[str | None] = ContextVar("zart_current_step", default=None)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+# The open transaction of the transactional step running now (see zart.transaction()).
+current_transaction: ContextVar[Connection | None] = ContextVar(
+    "zart_current_transaction", default=None
+)

@@ -34,6 +34,7 @@ class DurableFunction(Generic[P, R]):
         strict: bool | None = None,
         max_recoveries: int = DEFAULT_MAX_RECOVERIES,
         on_failure: Callable[..., Any] | None = None,
+        timeout: float | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(
@@ -45,6 +46,9 @@ class DurableFunction(Generic[P, R]):
         self.strict = strict
         self.max_recoveries = max_recoveries
         self.on_failure = on_failure
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        self.timeout = timeout
         self._args_codec: ArgsCodec | None = None
         self._result_codec: Codec | None = None
         functools.update_wrapper(self, fn)
@@ -106,6 +110,7 @@ def durable(
     strict: bool | None = None,
     max_recoveries: int = DEFAULT_MAX_RECOVERIES,
     on_failure: Callable[..., Any] | None = None,
+    timeout: float | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], DurableFunction[P, R]]: ...
 
 
@@ -116,12 +121,18 @@ def durable(
     strict: bool | None = None,
     max_recoveries: int = DEFAULT_MAX_RECOVERIES,
     on_failure: Callable[..., Any] | None = None,
+    timeout: float | None = None,
 ) -> Any:
     """Declare a durable function under a stable ``name`` (stored with each execution).
 
     ``strict=True`` turns replay drift (a completed step reached again with other
     arguments) from a warning into :class:`ReplayMismatchError`. ``max_recoveries``
     bounds how often a crashed execution is resumed before it is failed.
+    ``timeout`` is the execution's deadline in seconds from its creation: checked
+    while the body runs (it is interrupted) and whenever it is picked up again.
+    ``on_failure(error: TaskError)`` (plain or async) runs when the execution
+    fails; if it returns instead of raising, its value becomes the result and
+    the execution completes.
     """
     if callable(name) and not isinstance(name, str):
         fn = DurableFunction(name, name.__name__)
@@ -137,6 +148,7 @@ def durable(
             strict=strict,
             max_recoveries=max_recoveries,
             on_failure=on_failure,
+            timeout=timeout,
         )
         _register(d)
         return d

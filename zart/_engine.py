@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -41,6 +43,14 @@ DEFAULT_DATABASE_URL = "sqlite:///zart.db"
 
 def _new_token() -> str:
     return current_owner().new_token()
+
+
+def _deadline_error(execution_id: str, timeout: float) -> TaskError:
+    return TaskError(
+        f"execution exceeded its deadline ({timeout:g} s after it was created)",
+        execution_id=execution_id,
+        error_type="DeadlineExceeded",
+    )
 
 
 class _Outcome:
@@ -298,13 +308,50 @@ class Zart:
             raise ExecutionCancelledError("execution was cancelled", execution_id=rec.id)
         raise task_error(rec.id, rec.error)
 
-    def _fail(self, eid: str, token: str, exc: BaseException) -> _Outcome:
-        """Record a failed execution (fenced) and build the error its caller sees."""
+    async def _fail(
+        self, durable: DurableFunction[Any, Any], eid: str, token: str, exc: BaseException
+    ) -> _Outcome:
+        """Record a failed execution (fenced) and build the error its caller sees.
+
+        The durable's ``on_failure`` hook may turn the failure into a fallback result.
+        """
         encoded = encode_error(exc)
+        if durable.on_failure is not None:
+            try:
+                fallback = durable.on_failure(task_error(eid, encoded, cause=exc))
+                if inspect.isawaitable(fallback):
+                    fallback = await fallback
+                result_json = durable.result_codec.dumps(fallback)
+            except Exception as hook_exc:
+                log.warning("on_failure hook of %s raised %r; the execution fails", eid, hook_exc)
+            else:
+                if not self.storage.finish_execution(eid, token, COMPLETED, result_json, None):
+                    return _Outcome(False)
+                log.info("execution %s failed (%s) and on_failure gave a fallback result", eid, exc)
+                return _Outcome(True, result=fallback)
         if not self.storage.finish_execution(eid, token, FAILED, None, encoded):
             return _Outcome(False)  # not ours any more: the new owner decides the outcome
         log.info("execution %s failed: %s: %s", eid, type(exc).__name__, exc)
         return _Outcome(True, error=task_error(eid, encoded, cause=exc))
+
+    @staticmethod
+    async def _run_body(
+        durable: DurableFunction[Any, Any],
+        rec: ExecutionRecord,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if durable.timeout is None:
+            return await durable.fn(*args, **kwargs)
+        remaining = rec.created_at + durable.timeout - time.time()
+        if remaining <= 0:
+            raise _deadline_error(rec.id, durable.timeout)
+        try:
+            return await asyncio.wait_for(durable.fn(*args, **kwargs), remaining)
+        except asyncio.TimeoutError:
+            if time.time() < rec.created_at + durable.timeout - 0.001:
+                raise  # a timeout inside the body, not ours
+            raise _deadline_error(rec.id, durable.timeout) from None
 
     async def _execute(
         self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str
@@ -319,12 +366,12 @@ class Zart:
                 execution_id=eid,
                 error_type="RecoveryLimitExceeded",
             )
-            return self._fail(eid, token, limit)
+            return await self._fail(durable, eid, token, limit)
         try:
             args, kwargs = durable.args_codec.loads(rec.input)
         except SerializationError as exc:
-            return self._fail(
-                eid, token, SerializationError(f"cannot read the stored input: {exc}")
+            return await self._fail(
+                durable, eid, token, SerializationError(f"cannot read the stored input: {exc}")
             )
         ctx = ExecutionContext(
             storage,
@@ -341,7 +388,7 @@ class Zart:
         log.info("execution %s (%s) started, attempt %d", eid, durable.name, rec.attempts)
         try:
             try:
-                result = await durable.fn(*args, **kwargs)
+                result = await self._run_body(durable, rec, args, kwargs)
             except Suspend as suspend:
                 storage.suspend_execution(eid, token, suspend.status, suspend.wake_at)
                 log.info("execution %s is %s", eid, suspend.status)
@@ -356,12 +403,12 @@ class Zart:
             except Exception as exc:
                 if ctx.stop is not None:
                     return _Outcome(False)
-                return self._fail(eid, token, exc)
+                return await self._fail(durable, eid, token, exc)
             try:
                 result_json = durable.result_codec.dumps(result)
             except SerializationError as exc:
                 msg = f"the result of {durable.name!r} cannot be stored: {exc}"
-                return self._fail(eid, token, SerializationError(msg))
+                return await self._fail(durable, eid, token, SerializationError(msg))
             if storage.finish_execution(eid, token, COMPLETED, result_json, None):
                 log.info(
                     "execution %s completed (%d steps run, %d replayed)",

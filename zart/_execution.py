@@ -7,9 +7,10 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from zart._context import current_step
+from zart._context import current_step, current_transaction
 from zart._errors import (
     DuplicateStepError,
     ExecutionCancelledError,
@@ -168,6 +169,13 @@ class ExecutionContext:
                 raise step_error_from_record(name, rec.error)
             attempts = rec.attempts  # retrying: a crash does not reset the count
         self.check_stop()
+
+        def record(status: str, output: str | None, error: str | None, done: bool) -> StepRecord:
+            return StepRecord(
+                self.execution_id, name, seq, "step", status, fp, output, error,
+                attempts, started, time.time() if done else None,
+            )  # fmt: skip
+
         fp = fingerprint(call.args, call.kwargs)
         started = time.time()
         policy = call.retry
@@ -175,78 +183,75 @@ class ExecutionContext:
             attempts += 1
             token = current_step.set(name)
             try:
+                if step.transactional:
+                    return await self._run_transactional(call, record)
                 result = await call._invoke_once()
+            except _Unretryable as fatal:
+                raise fatal.error from None
             except Exception as exc:
                 if isinstance(exc, asyncio.TimeoutError) and not isinstance(exc, StepTimeoutError):
                     exc = StepTimeoutError(f"step {name!r} timed out after {call.timeout} s")
+                error = encode_error(exc, step_name=name)
                 if policy.should_retry(exc, attempts):
-                    self.save(
-                        StepRecord(
-                            self.execution_id,
-                            name,
-                            seq,
-                            "step",
-                            STEP_RETRYING,
-                            fp,
-                            None,
-                            encode_error(exc, step_name=name),
-                            attempts,
-                            started,
-                            None,
-                        )
-                    )
+                    self.save(record(STEP_RETRYING, None, error, done=False))
                     delay = policy.delay(attempts)
                     log.info(
-                        "step %r attempt %d failed (%s); retrying in %.2fs",
-                        name,
-                        attempts,
-                        exc,
-                        delay,
+                        "step %r attempt %d failed (%s); retry in %.2fs", name, attempts, exc, delay
                     )
                     await asyncio.sleep(delay)
                     self.check_stop()
                     continue
-                self.save(
-                    StepRecord(
-                        self.execution_id,
-                        name,
-                        seq,
-                        "step",
-                        STEP_FAILED,
-                        fp,
-                        None,
-                        encode_error(exc, step_name=name),
-                        attempts,
-                        started,
-                        time.time(),
-                    )
-                )
+                self.save(record(STEP_FAILED, None, error, done=True))
                 raise _as_step_error(name, exc) from exc
             finally:
                 current_step.reset(token)
-            try:
-                output = step.codec.dumps(result)
-            except SerializationError as exc:
-                raise SerializationError(
-                    f"step {name!r} returned a value that cannot be stored: {exc}"
-                ) from None
-            self.save(
-                StepRecord(
-                    self.execution_id,
-                    name,
-                    seq,
-                    "step",
-                    STEP_COMPLETED,
-                    fp,
-                    output,
-                    None,
-                    attempts,
-                    started,
-                    time.time(),
-                )
-            )
+            self.save(record(STEP_COMPLETED, self._encode(call, result), None, done=True))
             self.executed += 1
             return result
+
+    @staticmethod
+    def _encode(call: StepCall[Any], result: Any) -> str:
+        try:
+            return call.step.codec.dumps(result)
+        except SerializationError as exc:
+            raise SerializationError(
+                f"step {call.name!r} returned a value that cannot be stored: {exc}"
+            ) from None
+
+    async def _run_transactional(
+        self, call: StepCall[Any], record: Callable[[str, str | None, str | None, bool], StepRecord]
+    ) -> Any:
+        """Body and checkpoint in one transaction: both commit, or neither does."""
+        try:
+            with self.storage.transaction() as conn:
+                tx = current_transaction.set(conn)
+                try:
+                    result = await call._invoke_once()
+                finally:
+                    current_transaction.reset(tx)
+                try:
+                    output = self._encode(call, result)
+                except SerializationError as exc:
+                    raise _Unretryable(exc) from None
+                checkpoint = record(STEP_COMPLETED, output, None, True)
+                if not self.storage.save_step_on(conn, self.token, checkpoint):
+                    raise _LeaseRefused  # leaving the block rolls the body's writes back
+        except _LeaseRefused:
+            raise _Unretryable(self.lost()) from None
+        self.executed += 1
+        return result
+
+
+class _LeaseRefused(Exception):
+    pass
+
+
+class _Unretryable(Exception):
+    """Carries an error out of the retry loop untouched (not a step failure)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _as_step_error(name: str, exc: BaseException) -> StepError:

@@ -32,6 +32,7 @@ class Step(Generic[P, R]):
         *,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
+        transactional: bool = False,
     ) -> None:
         if isinstance(fn, (staticmethod, classmethod)):
             raise TypeError("@step goes below @staticmethod/@classmethod, directly on the function")
@@ -39,6 +40,7 @@ class Step(Generic[P, R]):
         self.template = NameTemplate(template, fn)
         self.retry = retry if retry is not None else DEFAULT_RETRY
         self.timeout = timeout
+        self.transactional = transactional
         self.is_async = inspect.iscoroutinefunction(fn)
         self._codec: Codec | None = None
         functools.update_wrapper(self, fn)
@@ -74,6 +76,9 @@ class Step(Generic[P, R]):
             timeout = self.timeout
         if self.is_async:
             coro = self.fn(*args, **kwargs)
+        elif self.transactional:
+            # Runs on the event-loop thread: the transaction's connection belongs to it.
+            return self.fn(*args, **kwargs)  # type: ignore[return-value]
         else:
             # A plain def runs in a worker thread so a blocking body does not stall
             # every other execution sharing the event loop.
@@ -164,6 +169,7 @@ def step(
     *,
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
+    transactional: bool = False,
 ) -> Callable[[Callable[P, Any]], Step[P, Any]]: ...
 
 
@@ -173,12 +179,19 @@ def step(
     *,
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
+    transactional: bool = False,
 ) -> Any:
     """Declare a durable step.
 
     ``@step("process-item-{index}")`` names each call from the call's arguments
     (``str.format`` fields naming parameters); a bare ``@step`` names the step
     after the function. The template is checked here, at import time.
+
+    ``retry`` sets the retry policy, ``timeout`` bounds each attempt (seconds).
+    ``transactional=True`` runs the body inside the database transaction that
+    writes its checkpoint: the body gets that connection from
+    :func:`zart.transaction` and its writes commit together with the checkpoint,
+    or not at all. Keep such steps short: on SQLite they hold the write lock.
     """
     if callable(template) and not isinstance(template, str):
         return Step(template, template.__name__, retry=retry, timeout=timeout)
@@ -189,7 +202,11 @@ def step(
         if isinstance(fn, Step):
             raise TypeError(f"{fn!r} is already a step")
         return Step(
-            fn, template if template is not None else fn.__name__, retry=retry, timeout=timeout
+            fn,
+            template if template is not None else fn.__name__,
+            retry=retry,
+            timeout=timeout,
+            transactional=transactional,
         )
 
     return decorate

@@ -461,6 +461,17 @@ class SqlStorage:
         with self._tx() as conn:
             return bool(conn.execute(self._save_step_sql, record.as_params(token)).rowcount)
 
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction for a transactional step: the step's own writes and its
+        checkpoint (``save_step_on``) commit together or not at all."""
+        with self._tx(write=True) as conn:
+            yield conn
+
+    def save_step_on(self, conn: Connection, token: str, record: StepRecord) -> bool:
+        """``save_step`` inside the caller's transaction (see ``transaction``)."""
+        return bool(conn.execute(self._save_step_sql, record.as_params(token)).rowcount)
+
     def delete_steps(self, execution_id: str, names: Iterable[str]) -> None:
         with self._tx() as conn:
             conn.execute(
