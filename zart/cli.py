@@ -51,7 +51,8 @@ def _import_module(spec: str) -> Any:
         return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
         _fail(
-            f"cannot import module {spec!r}: {exc} (is it on PYTHONPATH / run from the project root?)"
+            f"cannot import module {spec!r}: {exc} "
+            "(is it on PYTHONPATH / run from the project root?)"
         )
     except Exception as exc:
         _fail(f"importing {spec!r} failed: {type(exc).__name__}: {exc}")
@@ -126,10 +127,12 @@ def _duration(seconds: float | None) -> str:
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [len(h) for h in headers]
     for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
+    click.echo(
+        "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()
+    )
     for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
 
 
 class _Obj:
