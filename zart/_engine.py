@@ -390,7 +390,13 @@ class Zart:
             try:
                 result = await self._run_body(durable, rec, args, kwargs)
             except Suspend as suspend:
-                storage.suspend_execution(eid, token, suspend.status, suspend.wake_at)
+                wake_at = suspend.wake_at
+                if durable.timeout is not None:
+                    # Wake at the deadline at the latest, so a sleep or wait that outlasts
+                    # it fails the execution on time instead of never (or late).
+                    deadline = rec.created_at + durable.timeout
+                    wake_at = deadline if wake_at is None else min(wake_at, deadline)
+                storage.suspend_execution(eid, token, suspend.status, wake_at)
                 log.info("execution %s is %s", eid, suspend.status)
                 return _Outcome(False)
             except (LeaseLostError, ExecutionCancelledError) as exc:

@@ -17,13 +17,19 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from zart._context import current_execution, current_step
-from zart._errors import EventTimeoutError, SerializationError, TaskError, ZartError
+from zart._errors import (
+    EventTimeoutError,
+    ExecutionCancelledError,
+    SerializationError,
+    TaskError,
+    ZartError,
+)
 from zart._execution import ExecutionContext, Suspend
 from zart._naming import check_name
 from zart._serde import codec_for, return_codec
 from zart._storage import StepRecord
 from zart._storage._base import _LeaseGone
-from zart._storage._records import SLEEPING, STEP_COMPLETED, STEP_FAILED, WAITING
+from zart._storage._records import RUNNING, SLEEPING, STEP_COMPLETED, STEP_FAILED, WAITING
 
 if TYPE_CHECKING:
     from zart._durable import DurableFunction
@@ -320,29 +326,36 @@ async def run_child(
     child_id = f"{ctx.execution_id}/{name}"
     started = time.time()
     app._create(durable_fn, args, kwargs, child_id, parent_id=ctx.execution_id)
-    token = current_execution.set(None)
     try:
-        try:
-            result = await app._drive_until_done(durable_fn, child_id)
-        except TaskError as exc:
-            ctx.save(
-                StepRecord(
-                    ctx.execution_id,
-                    name,
-                    seq,
-                    "child",
-                    STEP_FAILED,
-                    None,
-                    None,
-                    json.dumps({"type": exc.error_type or "TaskError", "message": exc.message}),
-                    1,
-                    started,
-                    time.time(),
-                )
+        result = await _drive_child(ctx, durable_fn, child_id)
+    except TaskError as exc:
+        error = exc
+        if isinstance(exc, ExecutionCancelledError):
+            # The child was cancelled, not this execution: for the parent that is an
+            # ordinary (catchable) failure of the call, stored like any other.
+            error = TaskError(
+                f"child execution {child_id!r} was cancelled",
+                execution_id=child_id,
+                error_type="ExecutionCancelledError",
             )
+        ctx.save(
+            StepRecord(
+                ctx.execution_id,
+                name,
+                seq,
+                "child",
+                STEP_FAILED,
+                None,
+                None,
+                json.dumps({"type": error.error_type or "TaskError", "message": error.message}),
+                1,
+                started,
+                time.time(),
+            )
+        )
+        if error is exc:
             raise
-    finally:
-        current_execution.reset(token)
+        raise error from None
     ctx.save(
         StepRecord(
             ctx.execution_id,
@@ -360,3 +373,44 @@ async def run_child(
     )
     ctx.executed += 1
     return result  # type: ignore[no-any-return]
+
+
+# How often a parent waiting for its child checks whether it was cancelled itself.
+_PARENT_CHECK_SECONDS = 0.25
+
+
+async def _drive_child(
+    ctx: ExecutionContext, durable_fn: DurableFunction[..., Any], child_id: str
+) -> Any:
+    """Run (or wait for) the child to its end, while watching the parent.
+
+    Cancelling the parent cancels the waiting child too; if the parent loses its
+    lease, this process stops driving the child (the parent's new owner will).
+    """
+    app = ctx.app
+    assert app is not None
+    token = current_execution.set(None)  # the child runs under its own context
+    try:
+        drive = asyncio.ensure_future(app._drive_until_done(durable_fn, child_id))
+    finally:
+        current_execution.reset(token)
+    try:
+        while True:
+            done, _ = await asyncio.wait({drive}, timeout=_PARENT_CHECK_SECONDS)
+            if done:
+                return drive.result()
+            stop = ctx.stop
+            if stop is None:
+                rec = ctx.storage.get_execution(ctx.execution_id)
+                if rec is None or rec.status != RUNNING or rec.lease_owner != ctx.token:
+                    stop = ctx.lost()
+            if stop is not None:
+                if isinstance(stop, ExecutionCancelledError):
+                    app.cancel(child_id)
+                raise stop
+    finally:
+        if not drive.done():
+            drive.cancel()  # the child's run hands it back (or it was cancelled above)
+            await asyncio.wait({drive})
+            if not drive.cancelled():
+                drive.exception()  # retrieved: no "exception was never retrieved" noise

@@ -8,6 +8,7 @@ import logging
 import random
 import signal
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from zart._durable import lookup, registered_names
@@ -121,10 +122,10 @@ class Worker:
                 pending = [t for t in running if not t.done()]
                 if pending:
                     log.info("worker stopping: handing %d executions back", len(pending))
-                for task in pending:
-                    task.cancel()  # _execute releases the lease on cancellation
-                if pending:
-                    await asyncio.wait(pending)
+                    with self._short_database_retries():
+                        for task in pending:
+                            task.cancel()  # _execute releases the lease on cancellation
+                        await asyncio.wait(pending)
             log.info(
                 "worker stopped: %d executions finished here (%d failed)",
                 self.completed,
@@ -161,6 +162,36 @@ class Worker:
                     return False
                 delay = min(delay * 2, 5.0)
 
+    @contextlib.contextmanager
+    def _short_database_retries(self, seconds: float = 5.0) -> Iterator[None]:
+        """While handing executions back, do not wait out a long database outage."""
+        storage = self.app.storage
+        saved = getattr(storage, "retry_seconds", None)
+        if saved is not None:
+            storage.retry_seconds = min(saved, seconds)  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            if saved is not None:
+                storage.retry_seconds = saved  # type: ignore[attr-defined]
+
+    def _hand_back(self, execution_id: str, token: str) -> None:
+        """Make sure a cancelled execution's lease is released, and say so either way."""
+        try:
+            # _execute released it already, unless the database refused; a second
+            # release is a no-op when the first one worked.
+            self.app.storage.release(execution_id, token)
+        except Exception as exc:
+            log.warning(
+                "execution %s could not be handed back (%s); its lease expires within %.0fs "
+                "and another worker resumes it then",
+                execution_id,
+                exc,
+                self.app.lease_seconds,
+            )
+            return
+        log.info("execution %s handed back (worker shutting down)", execution_id)
+
     def _on_signal(self, sig: int) -> None:
         assert self._stop is not None and self._force is not None
         if self._stop.is_set():
@@ -194,11 +225,11 @@ class Worker:
             durable = lookup(rec.durable_name)
             outcome = await self.app._execute(durable, rec, token)
         except asyncio.CancelledError:
-            log.info("execution %s handed back (worker shutting down)", rec.id)
+            self._hand_back(rec.id, token)
             raise
         except DatabaseUnavailableError as exc:
-            # Its lease is not renewed any more: it expires and the execution is resumed
-            # from its last checkpoint (here or by another worker).
+            # The engine handed it back if the database let it; otherwise its lease is no
+            # longer renewed and expires. Either way it is resumed from its last checkpoint.
             log.warning("execution %s interrupted: %s; it will be resumed", rec.id, exc)
             return
         except Exception:

@@ -396,8 +396,15 @@ class SqlStorage:
     def suspend_execution(
         self, execution_id: str, token: str, status: str, wake_at: float | None
     ) -> bool:
-        """Give up the lease while sleeping or waiting; a worker wakes it at ``wake_at``."""
+        """Give up the lease while sleeping or waiting; a worker wakes it at ``wake_at``.
+
+        An event for a pending wait may have arrived after the wait looked for it and
+        before this update (``add_event`` only wakes executions already ``waiting``):
+        then the execution is due at once, or that event would be missed until the
+        wait's timeout (or for ever).
+        """
         with self._tx() as conn:
+            now = time.time()
             res = conn.execute(
                 update(_E)
                 .where(_E.c.id == execution_id, _E.c.lease_owner == token, _E.c.status == RUNNING)
@@ -406,10 +413,27 @@ class SqlStorage:
                     wake_at=wake_at,
                     lease_owner=None,
                     lease_expires_at=None,
-                    updated_at=time.time(),
+                    updated_at=now,
                 )
             )
-            return bool(res.rowcount)
+            if not res.rowcount:
+                return False
+            # Checked after the update took the row lock: an add_event either committed
+            # before (seen here) or waits for this commit (and sees status waiting).
+            pending = conn.execute(
+                select(_V.c.id)
+                .join(_S, and_(_S.c.execution_id == _V.c.execution_id, _S.c.step_name == _V.c.name))
+                .where(
+                    _V.c.execution_id == execution_id,
+                    _V.c.consumed_by.is_(None),
+                    _S.c.kind == "event",
+                    _S.c.status == WAITING,
+                )
+                .limit(1)
+            ).first()
+            if pending is not None:
+                conn.execute(update(_E).where(_E.c.id == execution_id).values(wake_at=now))
+            return True
 
     def release(self, execution_id: str, token: str) -> bool:
         """Hand a running execution back (graceful shutdown): another worker resumes it at once."""

@@ -425,6 +425,8 @@ class PostgresStorage(SqlStorage):
         raw: Any = conn.connection.dbapi_connection
         if raw is None or conn.in_transaction():  # pragma: no cover - defensive
             return SqlStorage.save_step(self, token, record)
+        if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raw.rollback()  # e.g. the pool's pre-ping SELECT 1 left a transaction open
         raw.autocommit = True
         try:
             cursor = raw.execute(_RAW_SAVE_STEP_SQL, record.as_params(token))

@@ -1,0 +1,141 @@
+"""The analysis core's interface: what the CLI, cache and runner build on.
+
+``lint_source`` parses a file once with libcst, walks it once, and runs every
+rule (no select / ignore / noqa filtering: the caller does that). Positions are
+computed afterwards, and only for the nodes that findings and fixes point at.
+
+Fixes: ZRT001 / ZRT002 findings in ``for`` loops carry a :class:`Fix` whose
+edits never overlap each other. Several findings in the same loop may each
+carry the *same* loop-header edit (``for x in xs:`` -> ``for i, x in
+enumerate(xs):``): identical span, identical text. An applier combining the
+fixes of one file must apply such identical edits once (dedupe on equality;
+``Edit`` is a frozen, hashable dataclass) -- any other overlap means "skip one
+of the fixes".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import libcst as cst
+
+from zart_lint._analysis import Analysis
+from zart_lint._context import RuleContext
+from zart_lint._finding import Edit, Finding, Fix
+from zart_lint._index import ProjectIndex, mentions_any
+from zart_lint._options import RuleOptions
+from zart_lint._positions import NodeSpan, spans
+from zart_lint._report import RELATED_LINE, PlannedEdit, Report
+from zart_lint._walker import walk
+from zart_lint.rules import CHECKS, RULE_MODULES, zrt000_syntax_error
+
+__all__ = [
+    "RULES",
+    "ProjectIndex",
+    "RuleInfo",
+    "RuleOptions",
+    "lint_source",
+    "might_involve_steps",
+]
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    code: str
+    name: str
+    summary: str
+    explanation: str
+    fixable: bool
+
+
+RULES: dict[str, RuleInfo] = {
+    module.CODE: RuleInfo(
+        code=module.CODE,
+        name=module.NAME,
+        summary=module.SUMMARY,
+        explanation=(module.__doc__ or "").strip(),
+        fixable=module.FIXABLE,
+    )
+    for module in RULE_MODULES
+}
+
+
+def might_involve_steps(source: str, index: ProjectIndex, options: RuleOptions) -> bool:
+    """False only when the file certainly neither defines nor calls a step or primitive.
+
+    A step is reached through ``zart`` (the decorators, the primitives), a
+    configured decorator, or a name the index knows to lead to a step (a step
+    function, the module holding it, an alias re-exporting it).
+    """
+    if "zart" in source:
+        return True
+    if any(word in source for word in options.decorator_words()):
+        return True
+    return mentions_any(source, index.words)
+
+
+def lint_source(
+    source: str, path: Path, index: ProjectIndex, options: RuleOptions
+) -> list[Finding]:
+    try:
+        module = cst.parse_module(source)
+    except (cst.ParserSyntaxError, RecursionError, ValueError) as error:
+        return [zrt000_syntax_error.finding(source, path, error)]
+    try:
+        context = RuleContext(Analysis(walk(module), path, index, options))
+        reports = [report for check in CHECKS for report in check(context)]
+        findings = _materialize(module, source, reports, str(path))
+    except RecursionError:
+        # Pathologically deep nesting (libcst's code generation recurses too):
+        # report nothing rather than crash the run.
+        return []
+    findings.sort(key=lambda finding: (finding.line, finding.column, finding.code))
+    return findings
+
+
+def _materialize(
+    module: cst.Module, source: str, reports: list[Report], path: str
+) -> list[Finding]:
+    wanted: list[cst.CSTNode] = []
+    for report in reports:
+        wanted.append(report.node)
+        if report.end_node is not None:
+            wanted.append(report.end_node)
+        if report.related is not None:
+            wanted.append(report.related)
+        if report.fix is not None:
+            for edit in report.fix.edits:
+                wanted.extend((edit.start, edit.end))
+    positions = spans(module, wanted, source)
+    findings: list[Finding] = []
+    for report in reports:
+        start = positions[id(report.node)].inner
+        end = positions[id(report.end_node if report.end_node is not None else report.node)].inner
+        message = report.message
+        if report.related is not None:
+            message = message.replace(RELATED_LINE, str(positions[id(report.related)].inner[0]))
+        fix = None
+        if report.fix is not None:
+            edits = tuple(sorted(_edit(edit, positions) for edit in report.fix.edits))
+            fix = Fix(report.fix.message, edits)
+        findings.append(
+            Finding(
+                code=report.code,
+                message=message,
+                path=path,
+                line=start[0],
+                column=start[1],
+                end_line=end[2],
+                end_column=end[3],
+                fix=fix,
+            )
+        )
+    return findings
+
+
+def _edit(edit: PlannedEdit, positions: dict[int, NodeSpan]) -> Edit:
+    start, end = positions[id(edit.start)].outer, positions[id(edit.end)].outer
+    line, column = (start[0], start[1]) if edit.start_side == "start" else (start[2], start[3])
+    end_line, end_column = (end[0], end[1]) if edit.end_side == "start" else (end[2], end[3])
+    return Edit(line, column, end_line, end_column, edit.content)

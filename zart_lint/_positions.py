@@ -1,0 +1,170 @@
+"""Source positions, computed only for the few nodes that findings and fixes need.
+
+libcst's ``PositionProvider`` records a range for every node of the module and
+costs more than the parse itself. Findings need a handful of positions, so only
+the top-level statements that hold a wanted node are regenerated (counting
+lines only when a wanted node starts or ends), and each is placed in the file
+by finding its exact text in the source (libcst round-trips code exactly). When
+a statement's text is not unique in what remains of the file, the whole module
+is regenerated instead.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst._nodes.internal import CodegenState
+
+from zart_lint._walker import child_nodes
+
+# 1-based line and column of the start, and of the (exclusive) end.
+Span = tuple[int, int, int, int]
+_Point = tuple[int, int]  # 1-based line, 0-based column, relative to the generated code
+
+
+@dataclass(frozen=True)
+class NodeSpan:
+    # Everything the node owns, its parentheses included: what an edit replaces.
+    outer: Span
+    # libcst's PositionProvider range (inside the parentheses of an expression):
+    # what a finding points at. Only expressions get it; other nodes, whose
+    # syntactic range libcst derives from their children, fall back to ``outer``.
+    inner: Span
+
+
+_NEWLINE = re.compile(r"\r\n?|\n")
+
+
+class _AllFound(Exception):
+    pass
+
+
+class _PositionState(CodegenState):
+    def __init__(self, module: cst.Module, wanted: set[int], *, stop_early: bool = True) -> None:
+        super().__init__(
+            default_indent=module.default_indent, default_newline=module.default_newline
+        )
+        self._wanted = wanted
+        self._remaining = len(wanted) if stop_early else -1
+        self._consumed = 0  # tokens already counted into _line / _column
+        self._line = 1
+        self._column = 0  # 0-based, in code points
+        self.starts: dict[int, _Point] = {}
+        self.ends: dict[int, _Point] = {}
+        self.inner: dict[int, tuple[_Point, _Point]] = {}
+
+    def _position(self) -> tuple[int, int]:
+        tokens = self.tokens
+        if self._consumed < len(tokens):
+            text = "".join(tokens[self._consumed :])
+            self._consumed = len(tokens)
+            lines = _NEWLINE.split(text)
+            if len(lines) == 1:
+                self._column += len(text)
+            else:
+                self._line += len(lines) - 1
+                self._column = len(lines[-1])
+        return self._line, self._column
+
+    def before_codegen(self, node: cst.CSTNode) -> None:
+        if id(node) in self._wanted:
+            self.starts[id(node)] = self._position()
+
+    @contextlib.contextmanager
+    def record_syntactic_position(
+        self,
+        node: cst.CSTNode,
+        *,
+        start_node: cst.CSTNode | None = None,
+        end_node: cst.CSTNode | None = None,
+    ) -> Iterator[None]:
+        key = id(node)
+        if key not in self._wanted or start_node is not None or end_node is not None:
+            yield
+            return
+        start = self._position()
+        yield
+        self.inner[key] = (start, self._position())
+
+    def after_codegen(self, node: cst.CSTNode) -> None:
+        key = id(node)
+        if key in self._wanted and key not in self.ends:
+            self.ends[key] = self._position()
+            self._remaining -= 1
+            if self._remaining == 0:
+                raise _AllFound
+
+
+def spans(module: cst.Module, nodes: Iterable[cst.CSTNode], source: str) -> dict[int, NodeSpan]:
+    """id(node) -> its span, for each of ``nodes`` (all in ``module``, parsed from ``source``)."""
+    wanted = {id(node) for node in nodes}
+    if not wanted:
+        return {}
+    placed = _by_statement(module, wanted, source)
+    return placed if placed is not None else _whole_module(module, wanted)
+
+
+def _whole_module(module: cst.Module, wanted: set[int]) -> dict[int, NodeSpan]:
+    state = _PositionState(module, wanted)
+    with contextlib.suppress(_AllFound):  # stop once every wanted node has been seen
+        module._codegen(state)
+    return {key: _span(state, key, 1, 0) for key in state.ends}
+
+
+def _by_statement(module: cst.Module, wanted: set[int], source: str) -> dict[int, NodeSpan] | None:
+    line_starts = [0, *(match.end() for match in _NEWLINE.finditer(source))]
+    remaining = set(wanted)
+    result: dict[int, NodeSpan] = {}
+    offset = 0
+    for statement in module.body:
+        if not remaining:
+            break
+        inside = _present(statement, remaining)
+        if not inside:
+            continue
+        state = _PositionState(module, inside, stop_early=False)
+        statement._codegen(state)
+        code = "".join(state.tokens)
+        found = source.find(code, offset)
+        if found < 0 or source.find(code, found + 1) >= 0:
+            return None  # not placeable with certainty
+        line_index = bisect.bisect_right(line_starts, found) - 1
+        base_line, base_column = line_index + 1, found - line_starts[line_index]
+        for key in inside:
+            result[key] = _span(state, key, base_line, base_column)
+        remaining -= inside
+        offset = found + len(code)
+    return result if not remaining else None
+
+
+def _span(state: _PositionState, key: int, base_line: int, base_column: int) -> NodeSpan:
+    """Spans of a node, from positions relative to where the generated code starts."""
+
+    def absolute(start: _Point, end: _Point) -> Span:
+        (line, column), (end_line, end_column) = start, end
+        if line == 1:
+            column += base_column
+        if end_line == 1:
+            end_column += base_column
+        return (base_line + line - 1, column + 1, base_line + end_line - 1, end_column + 1)
+
+    outer = absolute(state.starts[key], state.ends[key])
+    inner = state.inner.get(key)
+    return NodeSpan(outer, absolute(*inner) if inner is not None else outer)
+
+
+def _present(root: cst.CSTNode, wanted: set[int]) -> set[int]:
+    """The ids in ``wanted`` of nodes inside ``root``."""
+    found: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in wanted:
+            found.add(id(node))
+        stack.extend(child_nodes(node))
+    return found

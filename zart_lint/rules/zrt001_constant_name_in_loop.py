@@ -1,0 +1,151 @@
+"""ZRT001: a step called in a loop under a constant name.
+
+zart checkpoints each step's result under ``(execution_id, step_name)``. A step
+whose name does not change between iterations -- a template without any
+``{field}``, a primitive such as ``zart.sleep("wait", 5)`` with a literal name
+-- is stored once, by the first iteration. On every later iteration, and on
+every replay, the call finds that row and silently returns the *first*
+iteration's result: item 2..n are never processed, and nothing fails.
+
+"In a loop" means run once per iteration: the body of ``for`` / ``async for`` /
+``while``, a ``while`` condition, the element part of a comprehension or
+generator expression (``asyncio.gather(*(step(x) for x in xs))``). Not a loop's
+``else:`` clause, nor the iterable of a ``for``.
+
+Fix: make the name depend on something that changes per iteration, either in
+the definition, ``@step("send-notification-{user_id}")`` (each field names a
+parameter), or at the call site, ``send_notification(user).named(f"send-{i}")``.
+``--fix`` adds the ``.named(...)`` with the loop index (adding ``enumerate``
+to the loop when it has no index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from zart_lint._context import RuleContext
+from zart_lint._report import Report
+
+CODE = "ZRT001"
+NAME = "step-in-loop-constant-name"
+SUMMARY = "Step or durable primitive called in a loop under a constant name"
+FIXABLE = True
+
+VALID = [
+    """
+from zart import durable, step
+
+@step("process-item-{index}")
+async def process_item(index: int, item: str) -> str:
+    return item.upper()
+
+@durable("batch")
+async def batch(items: list[str]) -> None:
+    for i, item in enumerate(items):
+        await process_item(i, item)
+""",
+    """
+from zart import durable, step
+
+@step("send-notification")
+async def send_notification(user_id: str) -> None: ...
+
+@durable("notify-all")
+async def notify_all(user_ids: list[str]) -> None:
+    for i, user_id in enumerate(user_ids):
+        await send_notification(user_id).named(f"send-notification-{i}")
+""",
+    """
+import zart
+
+@zart.step("fetch-items")
+async def fetch_items() -> list[str]: ...
+
+@zart.durable("once")
+async def once() -> None:
+    items = await fetch_items()
+    for item in items:
+        print(item)
+    else:
+        await zart.sleep("cool-down", 5)
+""",
+    """
+import zart
+
+@zart.durable("poll")
+async def poll(jobs: list[str]) -> None:
+    for n, job in enumerate(jobs):
+        await zart.sleep(f"backoff-{n}", 2**n)
+""",
+]
+
+INVALID = [
+    """
+from zart import durable, step
+
+@step("send-notification")
+async def send_notification(user_id: str) -> None: ...
+
+@durable("notify-all")
+async def notify_all(user_ids: list[str]) -> None:
+    for user_id in user_ids:
+        await send_notification(user_id)
+""",
+    """
+import asyncio
+from zart import durable, step as s
+
+@s
+async def resize(image: bytes) -> bytes: ...
+
+@durable("thumbnails")
+async def thumbnails(images: list[bytes]) -> list[bytes]:
+    return await asyncio.gather(*(resize(image) for image in images))
+""",
+    """
+import zart as z
+
+@z.zart_step("check-status")
+def check_status() -> bool: ...
+
+@z.zart_durable("wait-for-ready")
+async def wait_for_ready() -> None:
+    while not await check_status():
+        await z.sleep("poll-interval", 10)
+""",
+]
+
+
+def check(ctx: RuleContext) -> Iterator[Report]:
+    for invocation in ctx.analysis.invocations():
+        verdict = ctx.naming.loop_verdict(invocation)
+        if verdict is None or verdict.code != CODE or verdict.constant is None:
+            continue
+        loop = ctx.analysis.describe_loop(verdict.loop)
+        suffix = ctx.index_suffix(verdict.loop)
+        per_iteration = f'f"{verdict.constant}{suffix}"'
+        if invocation.primitive is not None:
+            message = (
+                f"{invocation.label}() is called in the {loop} under the constant name "
+                f'"{verdict.constant}": every iteration after the first reuses the first one\'s '
+                "checkpoint. "
+                f"Make the name change per iteration, e.g. {per_iteration}"
+            )
+        else:
+            parameter = ctx.naming.varying_parameter(invocation)
+            template = (
+                f'@step("{verdict.constant}-{{{parameter}}}"), or name each call: '
+                if parameter is not None
+                else ""
+            )
+            message = (
+                f"{invocation.label} is called in the {loop} under a constant name: every "
+                "iteration after the first gets the first iteration's stored result. "
+                + (
+                    f"Template the name on a parameter that changes per iteration, e.g. {template}"
+                    if parameter is not None
+                    else "Name each call after something that changes per iteration: "
+                )
+                + f".named({per_iteration})"
+            )
+        yield Report(CODE, message, invocation.call, invocation.top, fix=ctx.fixer.plan(verdict))
