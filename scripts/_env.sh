@@ -16,8 +16,11 @@ EXTRAS="${1:-dev}"
 STAMP="$VENV/.zart-installed-$EXTRAS"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
   echo "==> installing zart[$EXTRAS] into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$EXTRAS]"
+  # (grep drops this machine's pip notices about absent local mirrors; real errors still show)
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$EXTRAS]" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   touch "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -39,7 +39,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +105,9 @@ async def timer_flow(eid: str, seconds: float) -> dict[str, float]:
 
 
 @durable("prim-alarm")
-async def alarm_flow(eid: str, when: float) -> float:
-    await zart.sleep_until("alarm", datetime.fromtimestamp(when, timezone.utc))
+async def alarm_flow(eid: str, delay: float) -> float:
+    set_at = await zart.now("set-at")  # recorded: the alarm time is the same on replay
+    await zart.sleep_until("alarm", set_at + timedelta(seconds=delay))
     return (await zart.now("rang")).timestamp()
 
 
@@ -326,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = zart.Zart(lease_seconds=float(os.environ.get("LEASE_SECONDS", "2")))
     try:
         if args.command == "worker":
+            app.storage.ensure_schema()
+            print(f"READY {time.time():.6f}", flush=True)
             done = asyncio.run(_work_until_done(app, args.concurrency))
             print(f"WORKER-DONE {done}", flush=True)
             return 0
@@ -438,6 +441,13 @@ class Child:
             if line.startswith(prefix + " "):
                 return line[len(prefix) + 1 :]
         return None
+
+    @property
+    def ready(self) -> float:
+        """When the child was about to run (or resume) the execution."""
+        text = self.field("READY")
+        assert text is not None, f"{self}: no READY line; lines: {self.lines}"
+        return float(text)
 
     def result(self) -> Any:
         text = self.field("RESULT")

@@ -453,7 +453,7 @@ def test_worker_paused_past_its_lease_cannot_write(pg_url: str, tmp_path: Path) 
         result_before = _execution(pg_url, eid)
 
         a.signal(signal.SIGCONT)  # A wakes up mid-step, still believing it owns the lease
-        assert a.wait_for("is now owned by another worker", 15), a.log()
+        assert a.wait_for("is no longer held by this process", 15), a.log()
         assert a.wait_for(f"execution {eid} left this worker", 5), a.log()
         time.sleep(0.5)
         assert _steps(pg_url, eid) == before, "a refused write changed a checkpoint"

@@ -22,9 +22,12 @@ import sqlalchemy as sa
 from primitives_app import (
     ORDERS_TABLE,
     approvals_flow,
+    captured_flow,
     deadline_flow,
     effects,
     fanout_flow,
+    orders_flow,
+    parent_flow,
     part,
     quick_flow,
     run_flow,
@@ -97,7 +100,6 @@ def test_sleep_gives_up_its_slot_and_wakes_on_time_after_kill(
     # A worker with ONE slot runs another execution while nap-1 sleeps.
     create(app, quick_flow, "quick-1", "quick-1", 3)
     time.sleep(max(0.0, wake_at - 1.2 - time.time()))
-    restarted = time.time()
     worker = spawn(child_env, tmp_path, "worker", "--concurrency", "1").finish(timeout=20)
 
     quick = app.status("quick-1")
@@ -107,9 +109,9 @@ def test_sleep_gives_up_its_slot_and_wakes_on_time_after_kill(
     nap = app.status("nap-1")
     assert nap.status == "completed"
     result = app.result("nap-1")
-    # Woke at the original wake time, not 2 s after the restart.
-    assert wake_at - 0.05 <= result["woke"] < wake_at + 0.6
-    assert result["woke"] < restarted + 2.0 - 0.5
+    # Woke at the original wake time (or at once, if the restart came later), not 2 s
+    # after the restart.
+    assert wake_at - 0.01 <= result["woke"] < max(wake_at, worker.ready) + 0.6
     assert effects(tmp_path, "nap-1") == {"before-nap": 1, "after-nap": 1}
     assert worker.ran == ["quick-0", "quick-1", "quick-2", "after-nap"]
     assert step_rows(app, "nap-1") == {
@@ -133,6 +135,7 @@ def test_elapsed_sleep_returns_at_once_on_replay(
     first.expect("RAN before-nap")
     wake_at = ts(wait_for(app, "nap-2", "sleeping").wake_at)
     first.kill()
+    nap_2_wake = app.steps("nap-2")[1].output_preview
     second.expect("KILLED")
     assert second.wait() == -9
     assert step_rows(app, "nap-3")["nap"] == "completed"
@@ -144,26 +147,27 @@ def test_elapsed_sleep_returns_at_once_on_replay(
     }
     for eid, child in children.items():
         child.expect("RESULT")
-        ready = float(child.field("READY") or "nan")
         assert child.ran == ["after-nap"]
-        assert child.ran_at("after-nap") - ready < 0.5, f"{eid} slept again"
+        assert child.ran_at("after-nap") - child.ready < 1.0, f"{eid} slept again"
         child.finish()
         assert effects(tmp_path, eid) == {"before-nap": 1, "after-nap": 1}
+        # One claim per process: a second sleep would have suspended and woken again.
+        assert app.status(eid).attempts == 2
     assert app.steps("nap-3")[2] == woke_3  # zart.now("woke") was not taken again
+    assert app.steps("nap-2")[1].output_preview == nap_2_wake  # the wake time stayed
 
 
 def test_sleep_until_keeps_its_moment_across_kill(
     app: zart.Zart, child_env: dict[str, str], tmp_path: Path
 ) -> None:
-    when = time.time() + 1.5
-    first = run_flow(child_env, tmp_path, "alarm", "alarm-1", "alarm-1", when)
-    st = wait_for(app, "alarm-1", "sleeping")
-    assert abs(ts(st.wake_at) - when) < 0.01
+    first = run_flow(child_env, tmp_path, "alarm", "alarm-1", "alarm-1", 1.5)
+    when = ts(wait_for(app, "alarm-1", "sleeping").wake_at)
     first.kill()
     time.sleep(0.3)
-    second = run_flow(child_env, tmp_path, "alarm", "alarm-1", "alarm-1", when).finish()
+    second = run_flow(child_env, tmp_path, "alarm", "alarm-1", "alarm-1", 1.5).finish()
     rang = second.result()
-    assert when <= rang < when + 0.7
+    assert when <= rang < max(when, second.ready) + 0.5
+    assert [s.name for s in app.steps("alarm-1")] == ["set-at", "alarm", "rang"]
 
 
 # --------------------------------------------------------------------------- events
@@ -253,7 +257,7 @@ def test_event_timeout_deadline_is_stored_across_kill(
     second = run_flow(child_env, tmp_path, "approvals", "ev-4", "ev-4", 1, 1.5).finish()
     assert second.result() == ["timed-out"]  # EventTimeoutError, caught by the body
     # Timed out at the stored deadline, not 1.5 s after the restart.
-    assert deadline <= second.ran_at("record-0") < deadline + 0.7
+    assert deadline <= second.ran_at("record-0") < max(deadline, second.ready) + 0.7
     assert step_rows(app, "ev-4") == {"approval-0": "failed", "record-0": "completed"}
     # A late event does not reach the wait that timed out, on replay either.
     app.send_event("ev-4", "approval-0", "too late")
@@ -319,7 +323,7 @@ def test_cancel_is_immediate_while_sleeping_or_waiting(
         cancelled = time.monotonic()
         assert app.cancel(eid) is True
         child.expect("CANCELLED", timeout=5)
-        assert time.monotonic() - cancelled < 1.5
+        assert time.monotonic() - cancelled < 3.0
         child.finish()
         assert app.status(eid).status == "cancelled"
     app.send_event("c-wait", "approval-0", "after cancel")  # stored, never run
@@ -371,7 +375,7 @@ def test_child_resumes_after_kill_mid_child(
 
 
 def test_parent_gets_finished_childs_result_after_kill(
-    app: zart.Zart, child_env: dict[str, str], tmp_path: Path
+    app: zart.Zart, child_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = run_flow(child_env, tmp_path, "parent", "par-2", "par-2", 2, kill_at="after-commit:kid")
     first.expect("KILLED")
@@ -383,9 +387,10 @@ def test_parent_gets_finished_childs_result_after_kill(
         conn.execute(
             sa.text("DELETE FROM zart_steps WHERE execution_id = 'par-2' AND step_name = 'kid'")
         )
-    second = run_flow(child_env, tmp_path, "parent", "par-2", "par-2", 2).finish()
-    assert second.result() == {"kid": [0, 10], "total": 10}
-    assert second.ran == ["p-after"]
+    # Resumed here, in this process.
+    monkeypatch.setenv("PRIM_LOG", str(tmp_path / "effects.log"))
+    assert app.run(parent_flow, "par-2", 2, execution_id="par-2") == {"kid": [0, 10], "total": 10}
+    assert effects(tmp_path, "par-2") == {"p-before": 1, "p-after": 1}
     assert effects(tmp_path, "par-2/kid") == {"c-0": 1, "c-1": 1}
     assert app.list(durable_name="prim-child")[0].id == "par-2/kid"
     assert len(app.list(durable_name="prim-child")) == 1
@@ -436,12 +441,12 @@ def test_gathered_steps_resume_only_the_missing_ones_after_kill(
     # Some checkpoints committed, the others not.
     assert step_rows(app, "fan-1") == dict.fromkeys(["part-0", "part-1", "part-2"], "completed")
 
-    second = run_flow(child_env, tmp_path, "fanout", "fan-1", "fan-1", 6).finish()
-    assert second.result() == expected
-    assert sorted(second.ran) == ["part-3", "part-4", "part-5"]
-    assert effects(tmp_path, "fan-1") == {f"part-{i}": 1 for i in range(6)}
-    # Replay of the finished fan-out (here, in this process) runs nothing.
+    # Resumed here, in this process: only the missing calls run.
     monkeypatch.setenv("PRIM_LOG", str(tmp_path / "effects.log"))
+    assert app.run(fanout_flow, "fan-1", 6, execution_id="fan-1") == expected
+    assert effects(tmp_path, "fan-1") == {f"part-{i}": 1 for i in range(6)}
+    assert step_rows(app, "fan-1") == {f"part-{i}": "completed" for i in range(6)}
+    # Replay of the finished fan-out runs nothing.
     assert app.run(fanout_flow, "fan-1", 6, execution_id="fan-1") == expected
     assert effects(tmp_path, "fan-1") == {f"part-{i}": 1 for i in range(6)}
     # First run, uninterrupted, in this process: the same result.
@@ -464,7 +469,11 @@ def test_duplicate_name_among_gathered_steps(app: zart.Zart) -> None:
 
 
 def test_captured_values_are_the_same_after_kill(
-    app: zart.Zart, child_env: dict[str, str], tmp_path: Path
+    app: zart.Zart,
+    child_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     first = run_flow(child_env, tmp_path, "captured", "cap-1", "cap-1", kill_at="before:use-values")
     first.expect("KILLED")
@@ -472,10 +481,12 @@ def test_captured_values_are_the_same_after_kill(
     captured = first.field("CAPTURED")
     assert captured is not None
 
-    second = run_flow(child_env, tmp_path, "captured", "cap-1", "cap-1").finish()
-    assert second.field("CAPTURED") == captured
+    # Resumed here, in this process.
+    monkeypatch.setenv("PRIM_LOG", str(tmp_path / "effects.log"))
+    capsys.readouterr()
+    result = app.run(captured_flow, "cap-1", execution_id="cap-1")
+    assert f"CAPTURED {captured}" in capsys.readouterr().out.splitlines()
     when, value, ident = captured.split(" ")
-    result = second.result()
     assert result["when"] == when and repr(result["value"]) == value and result["ident"] == ident
     assert result["used"] == f"{when}|{value}|{ident}"
     assert effects(tmp_path, "cap-1") == {"use-values": 1}
@@ -514,6 +525,7 @@ def test_transactional_step_writes_each_row_exactly_once(
     app: zart.Zart,
     child_env: dict[str, str],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     eid = "ord-" + kill_at.replace(":", "-")  # the user table is not reset between tests
     first = run_flow(child_env, tmp_path, "orders", eid, eid, 3, kill_at=kill_at)
@@ -524,8 +536,9 @@ def test_transactional_step_writes_each_row_exactly_once(
     done = [f"order-{i}" for i in rows_after_kill]
     assert step_rows(app, eid) == dict.fromkeys(done, "completed")
 
-    second = run_flow(child_env, tmp_path, "orders", eid, eid, 3).finish()
-    assert second.result() == 3
+    # Resumed here, in this process.
+    monkeypatch.setenv("PRIM_LOG", str(tmp_path / "effects.log"))
+    assert app.run(orders_flow, eid, 3, execution_id=eid) == 3
     assert order_rows(app, eid) == [0, 1, 2]  # each row exactly once
     assert effects(tmp_path, eid) == body_runs
 
@@ -556,6 +569,43 @@ def test_transactional_step_failure_rolls_back_its_rows(app: zart.Zart) -> None:
     assert order_rows(app, "ord-2") == [2]  # the two failed attempts were rolled back
 
 
+def test_transactional_step_body_must_not_suspend(app: zart.Zart) -> None:
+    """Its transaction is open on the connection all executions in this process share:
+    if the body let other executions run, their checkpoints would land in it."""
+    from primitives_app import create_orders_table
+
+    create_orders_table(app.database_url)
+
+    @step("prim-tx-awaits", transactional=True)
+    async def awaits(eid: str) -> int:
+        zart.transaction().execute(
+            sa.text(f"INSERT INTO {ORDERS_TABLE} (execution_id, idx) VALUES (:e, 0)"), {"e": eid}
+        )
+        await asyncio.sleep(0.1)  # other executions would run now
+        return 1
+
+    @durable("prim-tx-awaits-flow")
+    async def tx_flow(eid: str) -> str:
+        try:
+            await awaits(eid)
+        except StepError as exc:
+            return str(exc)
+        return "committed"
+
+    async def main() -> list[Any]:
+        handles = [
+            await app.start(tx_flow, "ord-3", execution_id="ord-3"),
+            await app.start(quick_flow, "ord-3-neighbour", 4, execution_id="ord-3-neighbour"),
+        ]
+        return await asyncio.gather(*(h.result(timeout=10) for h in handles))
+
+    message, total = asyncio.run(main())
+    assert "must not wait" in message and "prim-tx-awaits" in message
+    assert total == 6  # the execution running beside it was not disturbed
+    assert order_rows(app, "ord-3") == []  # rolled back
+    assert step_rows(app, "ord-3-neighbour") == {f"quick-{i}": "completed" for i in range(4)}
+
+
 # --------------------------------------------------------------------------- deadlines, timeouts
 
 
@@ -577,9 +627,10 @@ def test_execution_deadline_counts_from_creation_across_kill(
     assert resumed.field("FAILED").startswith("DeadlineExceeded")  # type: ignore[union-attr]
     st = app.status("dl-1")
     assert st.status == "failed" and st.error.startswith("DeadlineExceeded")
-    took = ts(st.finished_at) - ts(st.created_at)
-    assert 2.0 <= took < 2.6, took
-    assert resumed.ran == ["slow"]
+    created = ts(st.created_at)
+    assert created + 2.0 <= ts(st.finished_at) < max(created + 2.0, resumed.ready) + 0.6
+    if resumed.ready < created + 1.5:  # (a heavily loaded machine may restart it later)
+        assert resumed.ran == ["slow"]
 
     # Resumed after the deadline: fails at once, without running the step again.
     created = ts(app.status("dl-2").created_at)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from zart._context import current_execution
 from zart._durable import DurableFunction, lookup
 from zart._errors import (
+    DatabaseUnavailableError,
     ExecutionCancelledError,
     ExecutionNotFoundError,
     LeaseLostError,
@@ -30,7 +31,7 @@ from zart._info import ExecutionStatus, StepInfo
 from zart._owner import current_owner
 from zart._storage import TERMINAL_STATUSES, ExecutionRecord, SqlStorage, open_storage
 from zart._storage._base import _NotFound, _RaceLost
-from zart._storage._records import CANCELLED, COMPLETED, FAILED
+from zart._storage._records import CANCELLED, COMPLETED, FAILED, SLEEPING, WAITING
 
 if TYPE_CHECKING:
     from zart._worker import Worker
@@ -293,7 +294,11 @@ class Zart:
                 delay = 0.01
                 continue
             # Someone else runs it (or it sleeps): wait, and take over if its owner dies.
-            await asyncio.sleep(delay)
+            wait = delay
+            if rec.status in (SLEEPING, WAITING) and rec.wake_at is not None:
+                # Wake on time rather than up to one poll interval late.
+                wait = min(delay, max(rec.wake_at - time.time() + 0.005, 0.02))
+            await asyncio.sleep(wait)
             delay = min(delay * 1.5, 0.5)
 
     def _outcome(self, durable: DurableFunction[Any, Any], rec: ExecutionRecord) -> Any:
@@ -408,6 +413,11 @@ class Zart:
                 return _Outcome(False)
             except Exception as exc:
                 if ctx.stop is not None:
+                    if isinstance(ctx.stop, DatabaseUnavailableError):
+                        # An outage is not the execution's failure: hand it back so it
+                        # is resumed (by us or another worker) once the database is back.
+                        with contextlib.suppress(Exception):
+                            storage.release(eid, token)
                     return _Outcome(False)
                 return await self._fail(durable, eid, token, exc)
             try:

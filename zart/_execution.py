@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from zart._context import current_step, current_transaction
 from zart._errors import (
+    DatabaseUnavailableError,
     DuplicateStepError,
     ExecutionCancelledError,
     LeaseLostError,
@@ -116,15 +117,28 @@ class ExecutionContext:
                 "execution was cancelled", execution_id=self.execution_id
             )
         else:
+            if rec is None:
+                holder = "it was deleted"
+            elif rec.lease_owner:
+                holder = f"now owned by {rec.lease_owner}"
+            else:
+                holder = f"now {rec.status}, released by another worker"
             err = LeaseLostError(
-                f"execution {self.execution_id!r} is now owned by another worker "
-                f"({rec.lease_owner if rec else 'deleted'}); this process stops running it"
+                f"execution {self.execution_id!r} is no longer held by this process "
+                f"({holder}); this process stops running it"
             )
         self.stop = err
         return err
 
     def save(self, record: StepRecord) -> None:
-        if not self.storage.save_step(self.token, record):
+        try:
+            saved = self.storage.save_step(self.token, record)
+        except DatabaseUnavailableError as exc:
+            # Not the body's failure: the execution must be handed back, not failed,
+            # even if user code catches this exception.
+            self.stop = exc
+            raise
+        if not saved:
             raise self.lost()
 
     # ------------------------------------------------------------------ replay drift

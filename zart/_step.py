@@ -9,8 +9,8 @@ import sys
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from zart._context import current_execution, current_step
-from zart._errors import StepNameError, ZartError
+from zart._context import current_execution, current_step, current_transaction
+from zart._errors import StepError, StepNameError, ZartError
 from zart._naming import NameTemplate, check_name
 from zart._retry import DEFAULT_RETRY, RetryPolicy
 from zart._serde import Codec, return_codec
@@ -76,6 +76,8 @@ class Step(Generic[P, R]):
             timeout = self.timeout
         if self.is_async:
             coro = self.fn(*args, **kwargs)
+            if self.transactional and current_transaction.get() is not None:
+                return self._run_without_yielding(coro)
         elif self.transactional:
             # Runs on the event-loop thread: the transaction's connection belongs to it.
             return self.fn(*args, **kwargs)  # type: ignore[return-value]
@@ -86,6 +88,27 @@ class Step(Generic[P, R]):
         if timeout is not None:
             return await asyncio.wait_for(coro, timeout)  # type: ignore[arg-type]
         return await coro  # type: ignore[misc,no-any-return]
+
+    def _run_without_yielding(self, coro: Any) -> R:
+        """Run an async transactional body to its end without letting other tasks run.
+
+        Its transaction is open on the connection every execution in this thread
+        shares: if the body waited for something (and the event loop ran other
+        executions meanwhile), their checkpoints would land in this transaction, or
+        their own transactions would collide with it. So the body must not suspend.
+        """
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        coro.close()
+        raise StepError(
+            f"the body of transactional step {self.template.template!r} awaited something "
+            "that suspends it (I/O, a sleep, another task). A transactional step's body runs "
+            "inside the database transaction of its checkpoint and must not wait: do the "
+            "waiting in a step before it, or make the body a plain def",
+            retryable=False,
+        )
 
 
 class StepCall(Generic[R]):

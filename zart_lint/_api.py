@@ -78,14 +78,22 @@ def might_involve_steps(source: str, index: ProjectIndex, options: RuleOptions) 
 def lint_source(
     source: str, path: Path, index: ProjectIndex, options: RuleOptions
 ) -> list[Finding]:
+    """Every rule's findings for one file, sorted by (line, column, code).
+
+    No select / ignore / noqa filtering (the caller's job). A file libcst cannot
+    parse yields a single ZRT000. ``path`` is used for ``Finding.path`` (as
+    given) and, made absolute, to place the file in ``index``'s project
+    (relative imports, nearest module among same-named ones).
+    """
     try:
         module = cst.parse_module(source)
     except (cst.ParserSyntaxError, RecursionError, ValueError) as error:
         return [zrt000_syntax_error.finding(source, path, error)]
     try:
-        context = RuleContext(Analysis(walk(module), path, index, options))
+        model = walk(module)
+        context = RuleContext(Analysis(model, path, index, options))
         reports = [report for check in CHECKS for report in check(context)]
-        findings = _materialize(module, source, reports, str(path))
+        findings = _materialize(module, source, reports, str(path), model.top_level)
     except RecursionError:
         # Pathologically deep nesting (libcst's code generation recurses too):
         # report nothing rather than crash the run.
@@ -95,19 +103,24 @@ def lint_source(
 
 
 def _materialize(
-    module: cst.Module, source: str, reports: list[Report], path: str
+    module: cst.Module, source: str, reports: list[Report], path: str, top_level: dict[int, int]
 ) -> list[Finding]:
     wanted: list[cst.CSTNode] = []
+    statements: dict[int, int] = {}  # id(node) -> index of its top-level statement, if known
     for report in reports:
-        wanted.append(report.node)
+        nodes = [report.node]
         if report.end_node is not None:
-            wanted.append(report.end_node)
+            nodes.append(report.end_node)
         if report.related is not None:
-            wanted.append(report.related)
+            nodes.append(report.related)
         if report.fix is not None:
             for edit in report.fix.edits:
-                wanted.extend((edit.start, edit.end))
-    positions = spans(module, wanted, source)
+                nodes.extend((edit.start, edit.end))
+        wanted.extend(nodes)
+        statement = top_level.get(id(report.node))
+        if statement is not None:  # a report's nodes all lie in one top-level statement
+            statements.update((id(node), statement) for node in nodes)
+    positions = spans(module, wanted, source, statements)
     findings: list[Finding] = []
     for report in reports:
         start = positions[id(report.node)].inner

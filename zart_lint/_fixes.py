@@ -17,6 +17,8 @@ duplicates; the index name is chosen once per loop for that reason.
 
 from __future__ import annotations
 
+import itertools
+
 import libcst as cst
 
 from zart_lint._analysis import Analysis
@@ -30,27 +32,33 @@ _INDEX_NAMES = ("i", "idx", "index")
 class Fixer:
     def __init__(self, analysis: Analysis) -> None:
         self.analysis = analysis
-        # id(loop) -> (index name, header edit or None); None when the loop is not fixable.
-        self._loop_indices: dict[int, tuple[str, PlannedEdit | None] | None] = {}
-        self._allocated: dict[int, set[str]] = {}  # id(scope) -> index names handed out
+        # id(loop) -> its index name, or the header text around a new one; None: no index.
+        self._shapes: dict[int, str | tuple[str, str] | None] = {}
+        # id(loop) -> (index name, header edit or None), decided once per loop.
+        self._loop_indices: dict[int, tuple[str, PlannedEdit | None]] = {}
+        self._allocated: list[tuple[Loop, str]] = []  # index names handed out, by loop
 
     def indices(self, loop: Loop) -> list[str] | None:
         """Index names for the loop and its enclosing loops, outermost first."""
-        found = [self._loop_index(each) for each in loop.chain()]
-        if any(entry is None for entry in found):
-            return None
-        return [entry[0] for entry in found if entry is not None]
+        entries = self._entries(loop)
+        return [name for name, _edit in entries] if entries is not None else None
+
+    def _entries(self, loop: Loop) -> list[tuple[str, PlannedEdit | None]] | None:
+        chain = loop.chain()
+        if any(self._shape(each) is None for each in chain):
+            return None  # checked first: index names are only handed out to fixable loops
+        return [self._loop_index(each) for each in chain]
 
     def plan(self, verdict: LoopVerdict) -> FixPlan | None:
         invocation = verdict.invocation
         innermost = invocation.site.loop
         if innermost is None or invocation.site.in_fstring or verdict.code == "ZRT003":
             return None
-        entries = [self._loop_index(loop) for loop in innermost.chain()]
-        if any(entry is None for entry in entries):
+        entries = self._entries(innermost)
+        if entries is None:
             return None
-        names = [entry[0] for entry in entries if entry is not None]
-        header_edits = [entry[1] for entry in entries if entry is not None and entry[1] is not None]
+        names = [name for name, _edit in entries]
+        header_edits = [edit for _name, edit in entries if edit is not None]
         suffix = "".join(f"-{{{name}}}" for name in names)
 
         expression = verdict.expression
@@ -75,19 +83,35 @@ class Fixer:
             change += " and enumerate the loop" + ("s" if len(header_edits) > 1 else "")
         return FixPlan(change[0].upper() + change[1:], (*header_edits, call_edit))
 
-    def _loop_index(self, loop: Loop) -> tuple[str, PlannedEdit | None] | None:
+    def _loop_index(self, loop: Loop) -> tuple[str, PlannedEdit | None]:
         key = id(loop)
         if key not in self._loop_indices:
-            self._loop_indices[key] = self._find_or_add_index(loop)
+            shape = self._shape(loop)
+            assert shape is not None and isinstance(loop.node, cst.For)
+            if isinstance(shape, str):
+                self._loop_indices[key] = (shape, None)
+            else:
+                name = self._allocate(loop)
+                target_code, iter_code = shape
+                content = f"{name}, {target_code} in enumerate({iter_code})"
+                header = PlannedEdit(loop.node.target, "start", loop.node.iter, "end", content)
+                self._loop_indices[key] = (name, header)
         return self._loop_indices[key]
 
-    def _find_or_add_index(self, loop: Loop) -> tuple[str, PlannedEdit | None] | None:
+    def _shape(self, loop: Loop) -> str | tuple[str, str] | None:
+        key = id(loop)
+        if key not in self._shapes:
+            self._shapes[key] = self._find_shape(loop)
+        return self._shapes[key]
+
+    def _find_shape(self, loop: Loop) -> str | tuple[str, str] | None:
+        """The loop's usable index name, or (target, iterable) code to enumerate; None."""
         node = loop.node
         if loop.kind != "for" or not isinstance(node, cst.For) or loop.scope.kind == "class":
             return None
         existing = self._existing_index(loop, node)
         if existing is not None:
-            return existing, None
+            return existing
         target = node.target
         if isinstance(target, (cst.Tuple, cst.List)):
             if any(isinstance(element, cst.StarredElement) for element in target.elements):
@@ -102,11 +126,7 @@ class Fixer:
         iter_code = self.analysis.code(node.iter)
         if isinstance(node.iter, cst.Tuple) and not node.iter.lpar:
             iter_code = f"({iter_code})"
-        name = self._allocate(loop)
-        header = PlannedEdit(
-            target, "start", node.iter, "end", f"{name}, {target_code} in enumerate({iter_code})"
-        )
-        return name, header
+        return target_code, iter_code
 
     def _existing_index(self, loop: Loop, node: cst.For) -> str | None:
         """``i`` of ``for i, x in enumerate(xs)`` or of ``for i in range(n)``, if never rebound."""
@@ -133,17 +153,22 @@ class Fixer:
         return candidate.value
 
     def _allocate(self, loop: Loop) -> str:
-        scope = loop.scope
-        taken = self._allocated.setdefault(id(scope), set())
-        number = 2
-        candidates = list(_INDEX_NAMES)
-        while True:
-            for name in candidates:
-                if name not in scope.used and name not in taken:
-                    taken.add(name)
-                    return name
-            candidates = [f"i{number}"]
-            number += 1
+        """A name unused in the function and by the index of any loop nested with this one.
+
+        Sibling loops may share a name: each binds it afresh before using it.
+        """
+        chain = loop.chain()
+        taken = {
+            name
+            for other, name in self._allocated
+            if other.scope is loop.scope and (other in chain or loop in other.chain())
+        }
+        candidates = itertools.chain(_INDEX_NAMES, (f"i{n}" for n in itertools.count(2)))
+        name = next(
+            name for name in candidates if name not in loop.scope.used and name not in taken
+        )
+        self._allocated.append((loop, name))
+        return name
 
 
 def _fstring_text(text: str) -> str | None:

@@ -162,6 +162,9 @@ class FileModel:
         self.calls: list[CallSite] = []
         # id(call) -> (call, attribute): `call` is `<inner>.<attribute>(...)`.
         self.chain_parent: dict[int, tuple[cst.Call, str]] = {}
+        # id(call) -> index in module.body of the top-level statement holding it
+        # (lets positions be computed for that statement alone).
+        self.top_level: dict[int, int] = {}
         self.bare_statements: set[int] = set()  # ids of calls that are a whole statement
         self.assigned: dict[int, tuple[str, ...]] = {}  # id(call) -> names it is assigned to
         self.star_imports: list[ImportRef] = []  # from <module> import *

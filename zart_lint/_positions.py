@@ -100,12 +100,21 @@ class _PositionState(CodegenState):
                 raise _AllFound
 
 
-def spans(module: cst.Module, nodes: Iterable[cst.CSTNode], source: str) -> dict[int, NodeSpan]:
-    """id(node) -> its span, for each of ``nodes`` (all in ``module``, parsed from ``source``)."""
+def spans(
+    module: cst.Module,
+    nodes: Iterable[cst.CSTNode],
+    source: str,
+    statements: dict[int, int] | None = None,
+) -> dict[int, NodeSpan]:
+    """id(node) -> its span, for each of ``nodes`` (all in ``module``, parsed from ``source``).
+
+    ``statements`` may tell, for some nodes (by id), the index in ``module.body``
+    of the top-level statement holding them; the others are searched for.
+    """
     wanted = {id(node) for node in nodes}
     if not wanted:
         return {}
-    placed = _by_statement(module, wanted, source)
+    placed = _by_statement(module, wanted, source, statements or {})
     return placed if placed is not None else _whole_module(module, wanted)
 
 
@@ -116,15 +125,26 @@ def _whole_module(module: cst.Module, wanted: set[int]) -> dict[int, NodeSpan]:
     return {key: _span(state, key, 1, 0) for key in state.ends}
 
 
-def _by_statement(module: cst.Module, wanted: set[int], source: str) -> dict[int, NodeSpan] | None:
+def _by_statement(
+    module: cst.Module, wanted: set[int], source: str, statements: dict[int, int]
+) -> dict[int, NodeSpan] | None:
     line_starts = [0, *(match.end() for match in _NEWLINE.finditer(source))]
     remaining = set(wanted)
+    hinted: dict[int, set[int]] = {}
+    for key in wanted:
+        if key in statements:
+            hinted.setdefault(statements[key], set()).add(key)
+    unhinted = remaining - statements.keys()
     result: dict[int, NodeSpan] = {}
     offset = 0
-    for statement in module.body:
+    for index, statement in enumerate(module.body):
         if not remaining:
             break
-        inside = _present(statement, remaining)
+        inside = hinted.get(index, set())
+        if unhinted:
+            found_here = _present(statement, unhinted)
+            unhinted -= found_here
+            inside = inside | found_here
         if not inside:
             continue
         state = _PositionState(module, inside, stop_early=False)

@@ -38,6 +38,8 @@ class FixPlan:
 
 @dataclass(frozen=True)
 class Report:
+    """One finding. All of its nodes lie in the top-level statement holding ``node``."""
+
     code: str
     message: str
     node: cst.CSTNode  # the finding starts where this node starts ...

@@ -160,7 +160,9 @@ def ends_in_exit(body: cst.BaseSuite) -> bool:
 
 def walk(module: cst.Module) -> FileModel:
     walker = _Walker(module)
-    walker.visit(module)
+    for index, statement in enumerate(module.body):
+        walker.top = index
+        walker.visit(statement)
     return walker.model
 
 
@@ -174,6 +176,7 @@ class _Walker:
         self.loop: Loop | None = None
         self.branches: tuple[Branch, ...] = ()
         self.fstring_depth = 0
+        self.top = -1  # index of the top-level statement being walked
 
     # -- dispatch -------------------------------------------------------------------------
 
@@ -498,6 +501,7 @@ class _Walker:
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         model = self.model
+        model.top_level[id(node)] = self.top
         if type(func) is cst.Attribute:
             inner = func.value
             if type(inner) is cst.Call:

@@ -18,6 +18,7 @@ from cli_helpers import (
     write_project,
 )
 
+import zart_lint._api as api
 import zart_lint._runner as runner
 
 
@@ -287,7 +288,7 @@ def test_crash_in_one_file_does_not_stop_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_project(tmp_path, {"a_crash.py": BUGGY, "b_flow.py": BUGGY})
-    real = runner.lint_source
+    real = api.lint_source
 
     def lint_source(source: str, path: Path, *args: object) -> object:
         if path.name == "a_crash.py":

@@ -123,6 +123,23 @@ def test_nested_loops_get_every_index() -> None:
     assert 'await send(a).named(f"send-notification-{i}-{idx}")' in result
 
 
+def test_sibling_loops_reuse_the_index_name() -> None:
+    result, _ = fixed(
+        """
+        async def flow(users, admins):
+            for user in users:
+                await send(user)
+            for admin in admins:
+                for group in admin.groups:
+                    await send(group)
+        """,
+        "ZRT001",
+    )
+    assert "for i, user in enumerate(users):" in result
+    assert "for i, admin in enumerate(admins):" in result
+    assert "for idx, group in enumerate(admin.groups):" in result
+
+
 def test_several_findings_share_one_header_edit() -> None:
     source = HEADER + textwrap.dedent(
         """
