@@ -1,6 +1,6 @@
 """Chunked processor: a large dataset in fixed-size chunks, one durable step per chunk.
 
-    python examples/chunked_processor.py --id chunks-1 --total 1050
+python examples/chunked_processor.py --id chunks-1 --total 1050
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Data pipeline: read records, transform each one, write the results — all durable.
 
-    python examples/data_pipeline.py --id pipeline-1
+python examples/data_pipeline.py --id pipeline-1
 """
 
 from __future__ import annotations

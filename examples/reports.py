@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", default="reports-demo")
     args = parser.parse_args(argv)
     app = zart.Zart(os.environ.get("ZART_DATABASE_URL", "sqlite:///examples.db"))
-    summaries = app.run(process_reports, ReportBatch(period=date(2026, 11, 1)), execution_id=args.id)
+    summaries = app.run(
+        process_reports, ReportBatch(period=date(2026, 11, 1)), execution_id=args.id
+    )
     print(f"result: {summaries}")
     return 0
 

@@ -58,9 +58,9 @@ def _reset_pg(url: str) -> None:
 
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "DROP TABLE IF EXISTS zart_steps, zart_events, zart_executions, zart_schema_version CASCADE"
-        )
+        # Everything goes: zart's tables at any schema version and the tests' own tables.
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
     engine.dispose()
 
 

@@ -178,6 +178,7 @@ def test_every_example_is_listed() -> None:
     } <= set(EXAMPLES)
 
 
+@pytest.mark.xdist_group("examples")  # one worker runs them all (module-scoped fixture)
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_runs_and_replays_without_rerunning_steps(
     name: str, example_runs: dict[str, ExampleRuns]

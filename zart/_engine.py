@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import inspect
 import json
@@ -34,6 +35,7 @@ from zart._storage._base import _NotFound, _RaceLost
 from zart._storage._records import CANCELLED, COMPLETED, FAILED, SLEEPING, WAITING
 
 if TYPE_CHECKING:
+    from zart._ops.admin import AuditEntry
     from zart._worker import Worker
 
 R = TypeVar("R")
@@ -52,6 +54,30 @@ def _deadline_error(execution_id: str, timeout: float) -> TaskError:
         execution_id=execution_id,
         error_type="DeadlineExceeded",
     )
+
+
+# BaseExceptionGroup (Python 3.11+); nothing to catch on 3.10.
+_EXCEPTION_GROUPS: Any = getattr(builtins, "BaseExceptionGroup", ())
+
+
+def _merged_suspend(group: BaseException) -> Suspend | None:
+    """One Suspend for a group made only of Suspends (parallel sleeps/waits): wake at the
+    earliest wake time; None if the group holds anything else."""
+    leaves: list[BaseException] = []
+    pending = [group]
+    while pending:
+        exc = pending.pop()
+        inner = getattr(exc, "exceptions", None)
+        if isinstance(exc, _EXCEPTION_GROUPS) and inner is not None:
+            pending.extend(inner)
+        else:
+            leaves.append(exc)
+    if not leaves or not all(isinstance(e, Suspend) for e in leaves):
+        return None
+    suspends = [e for e in leaves if isinstance(e, Suspend)]
+    times = [s.wake_at for s in suspends if s.wake_at is not None]
+    status = WAITING if any(s.status == WAITING for s in suspends) else SLEEPING
+    return Suspend(status, min(times) if times else None)
 
 
 class _Outcome:
@@ -358,6 +384,18 @@ class Zart:
                 raise  # a timeout inside the body, not ours
             raise _deadline_error(rec.id, durable.timeout) from None
 
+    def _suspend(
+        self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str, suspend: Suspend
+    ) -> None:
+        wake_at = suspend.wake_at
+        if durable.timeout is not None:
+            # Wake at the deadline at the latest, so a sleep or wait that outlasts
+            # it fails the execution on time instead of never (or late).
+            deadline = rec.created_at + durable.timeout
+            wake_at = deadline if wake_at is None else min(wake_at, deadline)
+        self.storage.suspend_execution(rec.id, token, suspend.status, wake_at)
+        log.info("execution %s is %s", rec.id, suspend.status)
+
     async def _execute(
         self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str
     ) -> _Outcome:
@@ -395,14 +433,14 @@ class Zart:
             try:
                 result = await self._run_body(durable, rec, args, kwargs)
             except Suspend as suspend:
-                wake_at = suspend.wake_at
-                if durable.timeout is not None:
-                    # Wake at the deadline at the latest, so a sleep or wait that outlasts
-                    # it fails the execution on time instead of never (or late).
-                    deadline = rec.created_at + durable.timeout
-                    wake_at = deadline if wake_at is None else min(wake_at, deadline)
-                storage.suspend_execution(eid, token, suspend.status, wake_at)
-                log.info("execution %s is %s", eid, suspend.status)
+                self._suspend(durable, rec, token, suspend)
+                return _Outcome(False)
+            except _EXCEPTION_GROUPS as group:
+                # Sleeps or waits in several tasks of an asyncio.TaskGroup.
+                merged = _merged_suspend(group)
+                if merged is None:
+                    raise
+                self._suspend(durable, rec, token, merged)
                 return _Outcome(False)
             except (LeaseLostError, ExecutionCancelledError) as exc:
                 if ctx.stop is None:
@@ -545,3 +583,53 @@ class Zart:
         return Worker(
             self, concurrency=concurrency, durable_names=names, poll_interval=poll_interval
         )
+
+    # ------------------------------------------------------------------ operations
+
+    def retry_step(
+        self, execution_id: str, step_name: str | None = None, *, actor: str | None = None
+    ) -> ExecutionStatus:
+        """Retry the failed step of a failed execution: its failed checkpoint is removed and
+        the execution goes back to pending, so a worker (or ``run``) resumes it at that step.
+        ``actor`` (default: the OS user) is recorded in the audit log."""
+        from zart._ops import admin
+
+        return admin.retry_step(self, execution_id, step_name, actor=actor)
+
+    def restart(
+        self,
+        execution_id: str,
+        *args: Any,
+        new_id: str | None = None,
+        actor: str | None = None,
+        **kwargs: Any,
+    ) -> ExecutionStatus:
+        """Run a finished execution again from the start. With no arguments it keeps its
+        input; given arguments replace it. Same id (checkpoints cleared) unless ``new_id``."""
+        from zart._ops import admin
+
+        given = bool(args or kwargs)
+        return admin.restart(
+            self,
+            execution_id,
+            args=args if given else None,
+            kwargs=kwargs if given else None,
+            new_id=new_id,
+            actor=actor,
+        )
+
+    def rerun_from(
+        self, execution_id: str, step_name: str, *, actor: str | None = None
+    ) -> ExecutionStatus:
+        """Re-run a finished execution from ``step_name`` on, keeping the checkpoints before it."""
+        from zart._ops import admin
+
+        return admin.rerun_from(self, execution_id, step_name, actor=actor)
+
+    def audit_log(
+        self, execution_id: str | None = None, limit: int = 100
+    ) -> builtins.list[AuditEntry]:
+        """Who retried, restarted or re-ran what, and when; newest first."""
+        from zart._ops import admin
+
+        return admin.audit_log(self, execution_id, limit)

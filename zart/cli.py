@@ -391,6 +391,9 @@ def send_event(obj: _Obj, execution_id: str, name: str, payload: str) -> None:
     type=click.FloatRange(0, 3600),
     help="On SIGTERM/SIGINT, how long running executions may finish before they are handed back.",
 )
+@click.option(
+    "--scheduler", is_flag=True, help="Also start due occurrences of schedules (zart schedule)."
+)
 @click.pass_obj
 @_guard
 def worker(
@@ -401,6 +404,7 @@ def worker(
     poll_interval: float,
     lease_seconds: float,
     grace_seconds: float,
+    scheduler: bool = False,
 ) -> None:
     """Import MODULES (registering their durable functions) and run executions.
 
@@ -417,13 +421,308 @@ def worker(
     from zart._worker import Worker
 
     app = Zart(obj.database_url, lease_seconds=lease_seconds)
+    ticker = None
+    if scheduler:
+        from zart._ops.schedules import SchedulerThread
+
+        ticker = SchedulerThread(app)
+        ticker.start()
     try:
         w = Worker(
             app, concurrency=concurrency, poll_interval=poll_interval, grace_seconds=grace_seconds
         )
         w.run(until_idle=until_idle)
     finally:
+        if ticker is not None:
+            ticker.stop()
         app.close()
+
+
+@main.command()
+@click.argument("modules", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--token",
+    envvar="ZART_API_TOKEN",
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' (default: $ZART_API_TOKEN; unset: no auth).",
+)
+@click.option("--metrics", is_flag=True, help="Serve Prometheus metrics at /metrics.")
+@click.option(
+    "--worker/--no-worker",
+    default=True,
+    show_default=True,
+    help="Also run a worker for the durables of MODULES in this process.",
+)
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--scheduler/--no-scheduler",
+    default=True,
+    show_default=True,
+    help="Start due occurrences of schedules (`zart schedule add`) from this process.",
+)
+@click.pass_obj
+@_guard
+def serve(
+    obj: _Obj,
+    modules: tuple[str, ...],
+    host: str,
+    port: int,
+    token: str | None,
+    metrics: bool,
+    worker: bool,
+    concurrency: int,
+    scheduler: bool,
+) -> None:
+    """Serve the HTTP API, the web view (/) and optionally /metrics.
+
+    MODULES are imported so their @durable functions can be started by name
+    (POST /api/executions) and, with --worker (the default), run here.
+    """
+    try:
+        from zart._ops.api import serve as run_server
+    except ImportError as exc:
+        _fail(f"zart serve needs the api extra: pip install 'zart[api]' ({exc})")
+    for module in modules:
+        _import_module(module)
+    if modules and not registered_names():
+        _fail(f"no @durable functions found in {', '.join(modules)}")
+    logging.getLogger("zart").setLevel(logging.INFO)
+    obj.app.storage.ensure_schema()  # fail now, with one line, if the database is unreachable
+    run_server(
+        obj.app,
+        host=host,
+        port=port,
+        token=token or None,
+        metrics=metrics,
+        worker_concurrency=concurrency if worker and modules else 0,
+        scheduler=scheduler,
+    )
+
+
+def _actor_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--actor", default=None, help="Who does this (audit log; default: the OS user)."
+    )(fn)
+
+
+def _print_status(st: ExecutionStatus, as_json: bool, message: str) -> None:
+    if as_json:
+        click.echo(json.dumps(st.as_dict()))
+    else:
+        click.echo(message)
+
+
+@main.command(name="retry-step")
+@click.argument("execution_id")
+@click.argument("step", required=False)
+@_actor_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def retry_step(
+    obj: _Obj, execution_id: str, step: str | None, actor: str | None, as_json: bool
+) -> None:
+    """Retry STEP (default: the failed step) of a failed execution.
+
+    The step's failed checkpoint is removed and the execution goes back to
+    pending: a worker (or `zart run --id`) resumes it at that step.
+    """
+    st = obj.app.retry_step(execution_id, step, actor=actor)
+    _print_status(st, as_json, f"execution {execution_id} is {st.status}; a worker resumes it")
+
+
+@main.command()
+@click.argument("execution_id")
+@click.option("--input", "input_json", default=None, help="New input as JSON (default: the same).")
+@click.option("--new-id", default=None, help="Start a copy under this id; the original stays.")
+@click.option(
+    "--module",
+    "modules",
+    multiple=True,
+    help="Module defining the durable (needed with --input, to decode it).",
+)
+@_actor_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def restart(
+    obj: _Obj,
+    execution_id: str,
+    input_json: str | None,
+    new_id: str | None,
+    modules: tuple[str, ...],
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Run a finished execution again from the start.
+
+    Same id with every checkpoint cleared, unless --new-id starts a copy.
+    """
+    from zart._durable import lookup
+    from zart._ops import admin
+
+    for module in modules:
+        _import_module(module)
+    args = kwargs = None
+    if input_json is not None:
+        rec = obj.app._get(execution_id)
+        durable = lookup(rec.durable_name)
+        args, kwargs = admin.json_arguments(durable, _parse_json(input_json, "--input"))
+    st = admin.restart(obj.app, execution_id, args=args, kwargs=kwargs, new_id=new_id, actor=actor)
+    _print_status(st, as_json, f"execution {st.id} is {st.status}; a worker runs it")
+
+
+@main.command(name="rerun-from")
+@click.argument("execution_id")
+@click.argument("step")
+@_actor_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def rerun_from(obj: _Obj, execution_id: str, step: str, actor: str | None, as_json: bool) -> None:
+    """Re-run a finished execution from STEP on, keeping the checkpoints before it."""
+    st = obj.app.rerun_from(execution_id, step, actor=actor)
+    _print_status(st, as_json, f"execution {execution_id} is {st.status}; a worker resumes it")
+
+
+@main.command()
+@click.argument("execution_id", required=False)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def audit(obj: _Obj, execution_id: str | None, limit: int, as_json: bool) -> None:
+    """Show who retried, restarted or re-ran what (of one execution, or all)."""
+    if execution_id is not None:
+        obj.app._get(execution_id)
+    entries = obj.app.audit_log(execution_id, limit)
+    if as_json:
+        click.echo(json.dumps([e.as_dict() for e in entries]))
+        return
+    if not entries:
+        click.echo("no audit entries")
+        return
+    _table(
+        ["when", "execution", "action", "actor", "details"],
+        [
+            [
+                _when(e.created_at),
+                e.execution_id,
+                e.action,
+                e.actor,
+                json.dumps(e.details, sort_keys=True)[:80],
+            ]
+            for e in entries
+        ],
+    )
+
+
+@main.group()
+def schedule() -> None:
+    """Recurring executions: a cron expression (with timezone) or a fixed delay.
+
+    `zart serve` (and `zart worker --scheduler`) start the due occurrences; each
+    occurrence is an execution with id "<schedule>@<UTC ISO time>".
+    """
+
+
+@schedule.command(name="add")
+@click.argument("name")
+@click.argument("target")
+@click.option(
+    "--cron", "cron_expr", default=None, help="5-field cron expression, e.g. '0 3 * * MON-FRI'."
+)
+@click.option("--tz", default="UTC", show_default=True, help="Timezone of the cron expression.")
+@click.option(
+    "--every", type=click.FloatRange(min=0.001), default=None, help="Fixed delay, seconds."
+)
+@click.option(
+    "--input", "input_json", default="null", help="Arguments as JSON (as for `zart run`)."
+)
+@click.option("--overlap", type=click.Choice(["skip", "always"]), default="skip", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def schedule_add(
+    obj: _Obj,
+    name: str,
+    target: str,
+    cron_expr: str | None,
+    tz: str,
+    every: float | None,
+    input_json: str,
+    overlap: str,
+    as_json: bool,
+) -> None:
+    """Create or update schedule NAME running MODULE:FUNCTION."""
+    from zart._ops.schedules import register_schedule
+
+    durable = _load_durable(target)
+    args, kwargs = _arguments(durable, _parse_json(input_json, "--input"))
+    sched, outcome = register_schedule(
+        obj.app, name, durable, *args, cron=cron_expr, every=every, tz=tz, overlap=overlap, **kwargs
+    )
+    if as_json:
+        click.echo(json.dumps(dict(sched.as_dict(), outcome=outcome)))
+    else:
+        click.echo(f"schedule {name} {outcome}; next run {sched.next_run_at.isoformat()}")
+
+
+@schedule.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def schedule_list(obj: _Obj, as_json: bool) -> None:
+    """List schedules."""
+    from zart._ops.schedules import list_schedules
+
+    items = list_schedules(obj.app)
+    if as_json:
+        click.echo(json.dumps([i.as_dict() for i in items]))
+        return
+    if not items:
+        click.echo("no schedules")
+        return
+    _table(
+        ["name", "durable", "when", "overlap", "next run", "last execution"],
+        [
+            [
+                i.name,
+                i.durable_name,
+                f"{i.cron} ({i.timezone})" if i.cron else f"every {i.every_seconds:g}s",
+                i.overlap,
+                _when(i.next_run_at),
+                i.last_execution_id or "-",
+            ]
+            for i in items
+        ],
+    )
+
+
+@schedule.command(name="remove")
+@click.argument("name")
+@click.pass_obj
+@_guard
+def schedule_remove(obj: _Obj, name: str) -> None:
+    """Delete schedule NAME (its past executions stay)."""
+    from zart._ops.schedules import remove_schedule
+
+    if not remove_schedule(obj.app, name):
+        _fail(f"no schedule named {name!r}")
+    click.echo(f"schedule {name} removed")
+
+
+@schedule.command(name="tick")
+@click.pass_obj
+@_guard
+def schedule_tick(obj: _Obj) -> None:
+    """Start the due occurrences once and exit (e.g. from system cron)."""
+    from zart._ops.schedules import tick
+
+    for eid in tick(obj.app):
+        click.echo(eid)
 
 
 @main.group()

@@ -25,7 +25,7 @@ from zart_lint._recognize import (
     primitive_of,
 )
 from zart_lint._templates import Template, parse_template
-from zart_lint._variance import Variance, literal_string
+from zart_lint._variance import Variance, evaluate_literal, literal_string
 from zart_lint._walker import dotted_parts
 
 # Calls that never change their arguments in place (see Variance: "passed").
@@ -368,13 +368,13 @@ def literal_value(node: cst.BaseExpression) -> object:
     if text is not None:
         return text
     if isinstance(node, (cst.Integer, cst.Float)):
-        return node.evaluated_value
+        return evaluate_literal(node.value)
     if isinstance(node, cst.Name) and node.value in ("None", "True", "False"):
         return {"None": None, "True": True, "False": False}[node.value]
     if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
         inner = node.expression
         if isinstance(inner, (cst.Integer, cst.Float)):
-            return -inner.evaluated_value
+            return -evaluate_literal(inner.value)  # type: ignore[operator]
     return _NO_LITERAL
 
 

@@ -89,6 +89,7 @@ def lint_source(
         module = cst.parse_module(source)
     except (cst.ParserSyntaxError, RecursionError, ValueError) as error:
         return [zrt000_syntax_error.finding(source, path, error)]
+    model = None
     try:
         model = walk(module)
         context = RuleContext(Analysis(model, path, index, options))
@@ -98,6 +99,9 @@ def lint_source(
         # Pathologically deep nesting (libcst's code generation recurses too):
         # report nothing rather than crash the run.
         return []
+    finally:
+        if model is not None:
+            model.release()
     findings.sort(key=lambda finding: (finding.line, finding.column, finding.code))
     return findings
 

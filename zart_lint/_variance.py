@@ -20,6 +20,8 @@ it does not.
 from __future__ import annotations
 
 import ast
+import functools
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -47,10 +49,44 @@ _PURE_STR_METHODS = frozenset(
 _Guard = frozenset[tuple[str, int]]
 
 
+@functools.lru_cache(maxsize=4096)
+def evaluate_literal(text: str) -> object:
+    """``ast.literal_eval(text)`` for the text of a number or string token.
+
+    ast.literal_eval is costly and leaves reference cycles behind (its nested
+    helper functions); plain strings, the common case, are read directly.
+    """
+    quote_at = next((at for at, char in enumerate(text) if char in "'\""), -1)
+    prefix = text[:quote_at] if quote_at > 0 else ""
+    if quote_at >= 0 and prefix.lower() in ("", "r", "u"):
+        quotes = 3 if text.startswith(text[quote_at] * 3, quote_at) and len(text) >= quote_at + 6 else 1
+        body = text[quote_at + quotes : len(text) - quotes]
+        if "\\" not in body and "\r" not in body:
+            return body
+    return ast.literal_eval(text)
+
+
+def _string_value(node: cst.BaseExpression) -> str | bytes | None:
+    """``evaluated_value`` of a SimpleString / ConcatenatedString, through the cache."""
+    if isinstance(node, cst.SimpleString):
+        value = evaluate_literal(node.value)
+        return value if isinstance(value, (str, bytes)) else None
+    if isinstance(node, cst.ConcatenatedString):
+        left, right = node.left, node.right
+        if isinstance(left, cst.FormattedString) or isinstance(right, cst.FormattedString):
+            return None
+        left_value, right_value = _string_value(left), _string_value(right)
+        if isinstance(left_value, str) and isinstance(right_value, str):
+            return left_value + right_value
+        if isinstance(left_value, bytes) and isinstance(right_value, bytes):
+            return left_value + right_value
+    return None
+
+
 def literal_string(node: cst.BaseExpression) -> str | None:
     """The value of a string literal with no placeholders (f-strings included), else None."""
     if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
-        value = node.evaluated_value
+        value = _string_value(node)
         return value if isinstance(value, str) else None
     if isinstance(node, cst.FormattedString):
         if any(not isinstance(part, cst.FormattedStringText) for part in node.parts):
@@ -60,7 +96,7 @@ def literal_string(node: cst.BaseExpression) -> str | None:
         )
         prefix = node.prefix.replace("f", "").replace("F", "")
         try:
-            value = ast.literal_eval(f"{prefix}{node.start[len(node.prefix) :]}{raw}{node.end}")
+            value = evaluate_literal(f"{prefix}{node.start[len(node.prefix) :]}{raw}{node.end}")
         except (ValueError, SyntaxError):
             return None
         return value.replace("{{", "{").replace("}}", "}") if isinstance(value, str) else None
@@ -69,8 +105,17 @@ def literal_string(node: cst.BaseExpression) -> str | None:
 
 class Variance:
     def __init__(self, analysis: Analysis) -> None:
-        self._analysis = analysis
+        # A weak reference: the analysis holds this object, and a reference cycle
+        # would keep every file's tree alive until the cyclic GC runs (which then
+        # costs a good part of the parse).
+        self._analysis_ref = weakref.ref(analysis)
         self._impure: dict[int, bool] = {}  # id(loop) -> calls something that may mutate
+
+    @property
+    def _analysis(self) -> Analysis:
+        analysis = self._analysis_ref()
+        assert analysis is not None, "the Analysis this Variance belongs to is gone"
+        return analysis
 
     def varies(self, expr: cst.BaseExpression, loop: Loop) -> bool:
         return self._varies(expr, loop, frozenset())

@@ -399,6 +399,7 @@ class _Walker:
         kind: LoopKind = "async for" if node.asynchronous is not None else "for"
         outer = self.loop
         loop = Loop(node, kind, outer, self.scope)
+        self.model.loops.append(loop)
         self.loop = loop
         self._bind_target(node.target, TARGET, None, source=loop)
         self.visit(node.body)
@@ -409,6 +410,7 @@ class _Walker:
     def visit_While(self, node: cst.While) -> None:
         outer = self.loop
         self.loop = Loop(node, "while", outer, self.scope)
+        self.model.loops.append(self.loop)
         self.visit(node.test)  # evaluated before every iteration
         self.visit(node.body)
         self.loop = outer
@@ -421,6 +423,7 @@ class _Walker:
         comp: cst.CompFor | None = for_in
         while comp is not None:
             loop = Loop(comp, "comprehension", self.loop, self.scope)
+            self.model.loops.append(loop)
             self.loop = loop
             self._bind_target(comp.target, TARGET, None, source=loop)
             for condition in comp.ifs:

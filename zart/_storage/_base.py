@@ -7,10 +7,11 @@ tells the time. The engine never builds SQL itself.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -579,6 +581,222 @@ class SqlStorage:
                     .where(_E.c.status.in_(list(ACTIVE_STATUSES)))
                 ).scalar_one()
             )
+
+    # ------------------------------------------------------------------ operations (zart._ops)
+
+    def reset_execution(
+        self,
+        execution_id: str,
+        plan: Callable[[ExecutionRecord, list[StepRecord]], list[str]],
+        *,
+        audit_action: str,
+        audit_actor: str,
+        audit_details: dict[str, Any],
+        fresh: bool = False,
+        input_json: str | None = None,
+    ) -> ExecutionRecord:
+        """Put an execution back to ``pending`` for a worker or ``run`` to resume.
+
+        In one transaction, with the execution row locked: ``plan(record, steps)``
+        (which may raise to refuse) names the checkpoints to delete; they are
+        deleted, the outcome and lease are cleared and an audit row is written.
+        ``fresh`` also resets attempts and times (a restart); ``input_json``
+        replaces the stored input.
+        """
+        now = time.time()
+        with self._tx() as conn:
+            row = conn.execute(select(_E).where(_E.c.id == execution_id).with_for_update()).first()
+            if row is None:
+                raise _NotFound(execution_id)
+            rec = ExecutionRecord.from_row(row)
+            steps = [
+                StepRecord.from_row(r)
+                for r in conn.execute(select(_S).where(_S.c.execution_id == execution_id))
+            ]
+            doomed = plan(rec, steps)
+            if doomed:
+                conn.execute(
+                    delete(_S).where(_S.c.execution_id == execution_id, _S.c.step_name.in_(doomed))
+                )
+            values: dict[str, Any] = dict(
+                status=PENDING,
+                result=None,
+                error=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                wake_at=None,
+                finished_at=None,
+                updated_at=now,
+            )
+            if fresh:
+                values.update(attempts=0, started_at=None, created_at=now)
+            if input_json is not None:
+                values["input"] = input_json
+            conn.execute(update(_E).where(_E.c.id == execution_id).values(**values))
+            details = dict(audit_details, previous_status=rec.status, deleted_steps=doomed)
+            self._audit_on(conn, execution_id, audit_action, audit_actor, details, now)
+            row = conn.execute(select(_E).where(_E.c.id == execution_id)).one()
+            return ExecutionRecord.from_row(row)
+
+    def _audit_on(
+        self,
+        conn: Connection,
+        execution_id: str,
+        action: str,
+        actor: str,
+        details: dict[str, Any],
+        now: float,
+    ) -> None:
+        conn.execute(
+            insert(s.audit).values(
+                execution_id=execution_id,
+                action=action,
+                actor=actor,
+                created_at=now,
+                details=json.dumps(details, default=str),
+            )
+        )
+
+    def add_audit(
+        self, execution_id: str, action: str, actor: str, details: dict[str, Any]
+    ) -> None:
+        with self._tx() as conn:
+            self._audit_on(conn, execution_id, action, actor, details, time.time())
+
+    def list_audit(self, execution_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Audit rows, newest first (optionally of one execution)."""
+        a = s.audit
+        query = select(a).order_by(a.c.created_at.desc(), a.c.id.desc()).limit(limit)
+        if execution_id is not None:
+            query = query.where(a.c.execution_id == execution_id)
+        with self._tx(write=False) as conn:
+            return [
+                {
+                    "id": int(r.id),
+                    "execution_id": r.execution_id,
+                    "action": r.action,
+                    "actor": r.actor,
+                    "created_at": float(r.created_at),
+                    "details": json.loads(r.details) if r.details else {},
+                }
+                for r in conn.execute(query)
+            ]
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailableError unless the database answers (and is migrated)."""
+        try:
+            with self._tx(write=False) as conn:
+                conn.execute(select(1)).scalar_one()
+        except DBAPIError as exc:
+            self._drop_connection()
+            raise self._unavailable(exc) from None
+
+    def metrics_snapshot(self, buckets: Sequence[float]) -> dict[str, Any]:
+        """Aggregates for the Prometheus endpoint, each one query, computed in the database."""
+        duration = _S.c.finished_at - _S.c.started_at
+        timed = and_(_S.c.started_at.is_not(None), _S.c.finished_at.is_not(None))
+        with self._tx(write=False) as conn:
+            now = self._db_now(conn)
+            executions = {
+                str(st): int(n)
+                for st, n in conn.execute(select(_E.c.status, func.count()).group_by(_E.c.status))
+            }
+            steps = {
+                (str(kind), str(st)): int(n)
+                for kind, st, n in conn.execute(
+                    select(_S.c.kind, _S.c.status, func.count()).group_by(_S.c.kind, _S.c.status)
+                )
+            }
+            cols = [func.count(), func.coalesce(func.sum(duration), 0.0)]
+            cols += [func.sum(case((duration <= b, 1), else_=0)) for b in buckets]
+            histogram: dict[str, tuple[int, float, list[int]]] = {}
+            for row in conn.execute(select(_S.c.kind, *cols).where(timed).group_by(_S.c.kind)):
+                kind, count, total, *cum = row
+                histogram[str(kind)] = (int(count), float(total), [int(c or 0) for c in cum])
+            runnable = or_(
+                _E.c.status == PENDING,
+                and_(_E.c.status.in_((SLEEPING, WAITING)), _E.c.wake_at <= now),
+                and_(_E.c.status == RUNNING, _E.c.lease_expires_at < now),
+            )
+            queue = int(conn.execute(select(func.count()).where(runnable)).scalar_one())
+            resumed, extra = conn.execute(
+                select(func.count(), func.coalesce(func.sum(_E.c.attempts - 1), 0)).where(
+                    _E.c.attempts > 1
+                )
+            ).one()
+        return {
+            "executions": executions,
+            "steps": steps,
+            "histogram": histogram,
+            "queue_depth": queue,
+            "resumed": int(resumed),
+            "extra_claims": int(extra),
+        }
+
+    # ------------------------------------------------------------------ schedules (zart._ops)
+
+    def upsert_schedule(self, values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """Create a schedule, or update its definition if it changed.
+
+        Returns (row, "created" | "updated" | "unchanged"). Registering the same
+        definition from many processes leaves one row and its next run time as is.
+        """
+        sc = s.schedules
+        now = time.time()
+        keys = ("durable_name", "cron", "timezone", "every_seconds", "input", "overlap")
+        for _ in range(3):
+            with self._tx() as conn:
+                row = conn.execute(
+                    select(sc).where(sc.c.name == values["name"]).with_for_update()
+                ).first()
+                if row is None:
+                    try:
+                        conn.execute(insert(sc).values(**values, created_at=now, updated_at=now))
+                    except IntegrityError:
+                        conn.rollback()
+                        continue  # another process created it first: compare with theirs
+                    return dict(values, created_at=now, updated_at=now), "created"
+                current = dict(row._mapping)
+                if all(current[k] == values[k] for k in keys):
+                    return current, "unchanged"
+                changed = {k: values[k] for k in (*keys, "next_run_at")}
+                conn.execute(
+                    update(sc).where(sc.c.name == values["name"]).values(**changed, updated_at=now)
+                )
+                return dict(current, **changed, updated_at=now), "updated"
+        raise ZartError(f"could not register schedule {values['name']!r}")
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        sc = s.schedules
+        with self._tx(write=False) as conn:
+            return [dict(r._mapping) for r in conn.execute(select(sc).order_by(sc.c.name))]
+
+    def delete_schedule(self, name: str) -> bool:
+        sc = s.schedules
+        with self._tx() as conn:
+            return bool(conn.execute(delete(sc).where(sc.c.name == name)).rowcount)
+
+    def due_schedules(self, now: float) -> list[dict[str, Any]]:
+        sc = s.schedules
+        with self._tx(write=False) as conn:
+            query = select(sc).where(sc.c.next_run_at <= now).order_by(sc.c.next_run_at)
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def advance_schedule(
+        self, name: str, expected_next: float, next_run_at: float, started: str | None
+    ) -> bool:
+        """Move a schedule on, if nobody did since we read it (compare-and-set)."""
+        sc = s.schedules
+        values: dict[str, Any] = dict(next_run_at=next_run_at, updated_at=time.time())
+        if started is not None:
+            values.update(last_execution_id=started, last_run_at=expected_next)
+        with self._tx() as conn:
+            res = conn.execute(
+                update(sc)
+                .where(sc.c.name == name, sc.c.next_run_at == expected_next)
+                .values(**values)
+            )
+            return bool(res.rowcount)
 
 
 class _RaceLost(Exception):

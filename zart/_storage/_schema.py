@@ -93,8 +93,50 @@ def _v1(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+# Version 2: operations (zart._ops). Who retried / restarted / re-ran what, and when.
+audit = Table(
+    "zart_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", String(255), nullable=False),
+    # retry-step | restart | rerun-from
+    Column("action", String(32), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("created_at", Double, nullable=False),
+    # JSON object: the step, the new id, whether the input changed, the status before...
+    Column("details", Text),
+    Index("zart_audit_execution_idx", "execution_id", "created_at"),
+)
+
+
+# Version 2 also: recurring executions (zart._ops.schedules). One row per schedule name.
+schedules = Table(
+    "zart_schedules",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("durable_name", String(255), nullable=False),
+    Column("cron", String(255)),
+    Column("timezone", String(64), nullable=False, default="UTC"),
+    Column("every_seconds", Double),
+    Column("input", Text, nullable=False),
+    # skip: no new occurrence while the previous one is still active | always
+    Column("overlap", String(16), nullable=False, default="skip"),
+    Column("next_run_at", Double, nullable=False),
+    Column("last_run_at", Double),
+    Column("last_execution_id", String(255)),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index("zart_schedules_due_idx", "next_run_at"),
+)
+
+
+def _v2(conn: Connection) -> None:
+    audit.create(conn, checkfirst=True)
+    schedules.create(conn, checkfirst=True)
+
+
 # Append-only: a released version's migration is never edited, a new one is added.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

@@ -1,0 +1,148 @@
+"""Durable functions and helpers for the operations tests (API, admin, metrics, web).
+
+``zart serve ops_app`` imports this module; the in-process tests start uvicorn on
+a free port in a thread (``running_server``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import zart
+from zart import RetryPolicy, StepError, durable, step
+
+# Steps named here fail while their name is in FAILING (tests toggle it).
+FAILING: set[str] = set()
+CALLS: list[str] = []
+
+
+@step("ops-shout-{name}")
+async def shout(name: str) -> str:
+    CALLS.append(f"shout-{name}")
+    return name.upper()
+
+
+@durable("ops-greet")
+async def greet(name: str) -> str:
+    return f"hello {await shout(name)}"
+
+
+@step("ops-load", retry=RetryPolicy(max_attempts=1))
+async def load(n: int) -> list[int]:
+    CALLS.append("load")
+    if "ops-load" in FAILING:
+        raise StepError("load failed on purpose", retryable=False)
+    return list(range(n))
+
+
+@step("ops-charge-{index}", retry=RetryPolicy(max_attempts=1))
+async def charge(index: int, amount: int) -> int:
+    CALLS.append(f"charge-{index}")
+    if f"ops-charge-{index}" in FAILING:
+        raise StepError(f"card declined for item {index}", retryable=False)
+    time.sleep(0.02)
+    return amount * 10
+
+
+@step("ops-report", retry=RetryPolicy(max_attempts=1))
+async def report(total: int) -> str:
+    CALLS.append("report")
+    return f"total={total}"
+
+
+@durable("ops-pipeline")
+async def pipeline(n: int) -> str:
+    items = await load(n)
+    total = 0
+    for i in items:
+        total += await charge(i, i + 1)
+    return await report(total)
+
+
+@durable("ops-approval")
+async def approval(request: str) -> str:
+    decision: dict[str, Any] = await zart.wait_for_event("ops-decision")
+    return f"{request}: {decision['verdict']}"
+
+
+@step("ops-nap")
+async def nap(seconds: float) -> float:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@durable("ops-slow")
+async def slow(seconds: float) -> float:
+    return await nap(seconds)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def reset_ops_tables(db_url: str) -> None:
+    """conftest's PostgreSQL reset predates zart_audit: drop it too, for a clean slate."""
+    if not db_url.startswith("postgresql"):
+        return
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS zart_audit, zart_schedules CASCADE")
+    engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def running_server(
+    app: zart.Zart,
+    *,
+    token: str | None = None,
+    metrics: bool = False,
+    worker_concurrency: int = 0,
+    scheduler: bool = False,
+) -> Iterator[str]:
+    """Serve ``create_app(app, ...)`` with uvicorn on 127.0.0.1:<free port>; yield its URL."""
+    import uvicorn
+
+    from zart._ops.api import create_app
+
+    asgi = create_app(
+        app,
+        token=token,
+        metrics=metrics,
+        worker_concurrency=worker_concurrency,
+        scheduler=scheduler,
+    )
+    for _ in range(5):
+        port = free_port()
+        config = uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if server.started:
+            break
+        server.should_exit = True
+        thread.join(5)
+    else:
+        raise RuntimeError("uvicorn did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)

@@ -1,0 +1,1 @@
+"""Operations surface: HTTP API, admin operations, metrics, web view (private)."""

@@ -1,0 +1,92 @@
+"""Prometheus metrics in the text exposition format (0.0.4), computed from the database.
+
+Every value is read from zart's tables at scrape time (a handful of aggregate
+queries), so it is the same whichever server process is scraped and nothing is
+lost when processes restart.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zart._storage import ALL_STATUSES
+from zart._storage._records import STEP_COMPLETED, STEP_FAILED, STEP_RETRYING
+
+if TYPE_CHECKING:
+    from zart._engine import Zart
+
+# Step duration buckets, in seconds.
+BUCKETS: tuple[float, ...] = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+)  # fmt: skip
+STEP_STATUSES = (STEP_COMPLETED, STEP_FAILED, STEP_RETRYING)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _num(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def render_metrics(app: Zart) -> str:
+    """The metrics page."""
+    snap = app.storage.metrics_snapshot(BUCKETS)
+    out: list[str] = []
+
+    def family(name: str, kind: str, help_: str) -> None:
+        out.append(f"# HELP {name} {help_}")
+        out.append(f"# TYPE {name} {kind}")
+
+    family("zart_executions", "gauge", "Executions by status.")
+    for status in ALL_STATUSES:
+        n = snap["executions"].get(status, 0)
+        out.append(f'zart_executions{{status="{status}"}} {n}')
+
+    family("zart_steps", "gauge", "Step checkpoints by kind and status.")
+    steps: dict[tuple[str, str], int] = snap["steps"]
+    kinds = sorted({k for k, _ in steps} | {"step"})
+    for kind in kinds:
+        for status in sorted(set(STEP_STATUSES) | {st for k, st in steps if k == kind}):
+            n = steps.get((kind, status), 0)
+            out.append(f'zart_steps{{kind="{_label(kind)}",status="{_label(status)}"}} {n}')
+
+    family(
+        "zart_step_duration_seconds",
+        "histogram",
+        "Duration of finished steps (first attempt start to finish, retries included).",
+    )
+    histogram: dict[str, tuple[int, float, list[int]]] = snap["histogram"]
+    for kind in sorted(set(histogram) | {"step"}):
+        count, total, cumulative = histogram.get(kind, (0, 0.0, [0] * len(BUCKETS)))
+        k = _label(kind)
+        for bound, n in zip(BUCKETS, cumulative, strict=True):
+            out.append(f'zart_step_duration_seconds_bucket{{kind="{k}",le="{_num(bound)}"}} {n}')
+        out.append(f'zart_step_duration_seconds_bucket{{kind="{k}",le="+Inf"}} {count}')
+        out.append(f'zart_step_duration_seconds_sum{{kind="{k}"}} {_num(total)}')
+        out.append(f'zart_step_duration_seconds_count{{kind="{k}"}} {count}')
+
+    family(
+        "zart_queue_depth",
+        "gauge",
+        "Runnable executions not yet claimed: pending, due sleepers/waiters, expired leases.",
+    )
+    out.append(f"zart_queue_depth {snap['queue_depth']}")
+
+    family(
+        "zart_executions_reclaimed",
+        "gauge",
+        "Executions claimed more than once (lease takeovers, crash recoveries, "
+        "wake-ups after sleep/wait, admin retries).",
+    )
+    out.append(f"zart_executions_reclaimed {snap['resumed']}")
+    family(
+        "zart_execution_reclaims",
+        "gauge",
+        "Claims beyond each execution's first, summed over all executions.",
+    )
+    out.append(f"zart_execution_reclaims {snap['extra_claims']}")
+    return "\n".join(out) + "\n"
