@@ -289,9 +289,10 @@ def child_main(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         global _loop_done
+        handles = []  # keeps the executions' tasks referenced
         for execution_id in args.child_ids.split(","):
             _loop_done = asyncio.Event()
-            await app.start(loop_resume, args.steps, execution_id=execution_id)
+            handles.append(await app.start(loop_resume, args.steps, execution_id=execution_id))
             await _loop_done.wait()
         await asyncio.Event().wait()
 

@@ -1849,6 +1849,30 @@ def args_codec(fn: Callable[..., Any]) -> ArgsCodec:
 
 # ensure_ascii: the text is hashed as bytes, and ASCII escapes make lone surrogates safe.
 _FP_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _prebuilt_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """``encoder.encode`` without building a new C encoder on every call.
+
+    ``JSONEncoder.encode`` constructs its C encoder per call (~1 µs); fingerprints
+    run on every step call, so build it once. No circular-reference markers: the
+    canonical payload is a fresh tree, and RecursionError is caught by the caller.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pure-Python json (PyPy, some builds)
+        return encoder.encode
+    c_encode = make(
+        None, encoder.default, json.encoder.encode_basestring_ascii, None,
+        ":", ",", True, False, False,
+    )  # fmt: skip
+
+    def encode(obj: Any) -> str:
+        return "".join(c_encode(obj, 0))
+
+    return encode
+
+
+_fp_encode = _prebuilt_encoder(_FP_ENCODER)
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+|0x[0-9a-fA-F]{6,}")
 
 
@@ -1964,7 +1988,7 @@ def fingerprint(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """
     try:
         payload = [[_canon(x) for x in args], {k: _canon(x) for k, x in kwargs.items()}]
-        text = _FP_ENCODER.encode(payload)
+        text = _fp_encode(payload)
     except Exception:
         # Cyclic values, a property that raises, ...: fingerprinting must never fail
         # a step call, so fall back to the argument types.

@@ -15,6 +15,7 @@ of the fixes".
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,34 @@ def might_involve_steps(source: str, index: ProjectIndex, options: RuleOptions) 
     return mentions_any(source, index.words)
 
 
+_PARSE_LOCK = threading.Lock()
+
+
+def _trust_the_parser(self: cst.CSTNode) -> None:
+    pass
+
+
+def parse_module(source: str) -> cst.Module:
+    """``libcst.parse_module``, without validating every node the parser builds.
+
+    Each libcst node checks its fields when it is constructed (``__post_init__``
+    calls ``_validate``), which is meant for trees built by hand: a tree that
+    the parser built from source is valid by construction, and checking its
+    thousands of nodes again costs a fifth of the parse. The check is switched
+    off for the duration of the parse (process-wide: a node another thread
+    builds by hand meanwhile is not validated either) and restored afterwards.
+    """
+    original = cst.CSTNode.__dict__.get("__post_init__")
+    if original is None:  # not the libcst this was written for: parse as usual
+        return cst.parse_module(source)
+    with _PARSE_LOCK:
+        cst.CSTNode.__post_init__ = _trust_the_parser  # type: ignore[method-assign]
+        try:
+            return cst.parse_module(source)
+        finally:
+            cst.CSTNode.__post_init__ = original  # type: ignore[method-assign]
+
+
 def lint_source(
     source: str, path: Path, index: ProjectIndex, options: RuleOptions
 ) -> list[Finding]:
@@ -86,7 +115,7 @@ def lint_source(
     (relative imports, nearest module among same-named ones).
     """
     try:
-        module = cst.parse_module(source)
+        module = parse_module(source)
     except (cst.ParserSyntaxError, RecursionError, ValueError) as error:
         return [zrt000_syntax_error.finding(source, path, error)]
     model = None

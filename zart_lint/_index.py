@@ -153,8 +153,8 @@ class ProjectIndex:
         # Re-exports: parse the imports of files that mention an exported word,
         # until the set of exported words stops growing.
         for _ in range(_MAX_REEXPORT_HOPS):
-            pattern = _words_pattern(frozenset(words))
-            for rel in [rel for rel, text in unparsed.items() if pattern.search(text)]:
+            frozen = frozenset(words)
+            for rel in [rel for rel, text in unparsed.items() if mentions_any(text, frozen)]:
                 info = _parse_module(rel, unparsed.pop(rel), options, definitions=False)
                 if info is not None:
                     parsed[info.key] = info
@@ -446,16 +446,33 @@ def _exported_words(definers: dict[str, ModuleInfo], relays: dict[str, ModuleInf
     return words
 
 
+# A maximal run of word characters: ``word in _WORD.findall(text)`` is ``\bword\b``
+# matching, for a word made of word characters only (identifiers, module names).
+_WORD = re.compile(r"\w+")
+
+
 @functools.lru_cache(maxsize=16)
-def _words_pattern(words: frozenset[str]) -> re.Pattern[str]:
-    if not words:
-        return re.compile(r"(?!)")  # matches nothing
-    alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
-    return re.compile(rf"\b(?:{alternatives})\b")
+def _odd_words_pattern(words: frozenset[str]) -> re.Pattern[str] | None:
+    """A regex for the words that are not one run of word characters, if there are any."""
+    odd = sorted((word for word in words if not _WORD.fullmatch(word)), key=len, reverse=True)
+    if not odd:
+        return None
+    return re.compile(rf"\b(?:{'|'.join(re.escape(word) for word in odd)})\b")
 
 
 def mentions_any(text: str, words: frozenset[str]) -> bool:
-    return bool(words) and _words_pattern(words).search(text) is not None
+    """Whether ``text`` holds one of ``words`` as a whole word (``\bword\b``).
+
+    A set intersection with the text's words, not one regex made of every word:
+    a project's index easily holds ten thousand names, and compiling them into
+    a regex costs more than indexing the project.
+    """
+    if not words:
+        return False
+    if not words.isdisjoint(_WORD.findall(text)):
+        return True
+    odd = _odd_words_pattern(words)
+    return odd is not None and odd.search(text) is not None
 
 
 def _fingerprint(

@@ -1,12 +1,17 @@
 """Source positions, computed only for the few nodes that findings and fixes need.
 
 libcst's ``PositionProvider`` records a range for every node of the module and
-costs more than the parse itself. Findings need a handful of positions, so only
-the top-level statements that hold a wanted node are regenerated (counting
-lines only when a wanted node starts or ends), and each is placed in the file
-by finding its exact text in the source (libcst round-trips code exactly). When
-a statement's text is not unique in what remains of the file, the whole module
-is regenerated instead.
+costs more than the parse itself. Findings need a handful of positions, found
+as cheaply as possible (libcst round-trips code exactly, so a node's generated
+code is its text in the source):
+
+1. an expression whose code fits on one line and occurs exactly once in the
+   source is placed there: only the expression itself is regenerated;
+2. otherwise the top-level statement holding it is regenerated, up to the end
+   of the last wanted node in it (counting lines only when a wanted node starts
+   or ends), and placed by finding that text in the source; when the partial
+   text is not unique in what remains of the file, the whole statement is
+   generated, and when even that is not unique, the whole module.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Set
 from dataclasses import dataclass
 
 import libcst as cst
@@ -111,11 +116,57 @@ def spans(
     ``statements`` may tell, for some nodes (by id), the index in ``module.body``
     of the top-level statement holding them; the others are searched for.
     """
-    wanted = {id(node) for node in nodes}
-    if not wanted:
+    by_id = {id(node): node for node in nodes}
+    if not by_id:
         return {}
-    placed = _by_statement(module, wanted, source, statements or {})
-    return placed if placed is not None else _whole_module(module, wanted)
+    lines = _LineStarts(source)
+    result: dict[int, NodeSpan] = {}
+    for key, node in by_id.items():
+        found = _by_text(module, node, source, lines)
+        if found is not None:
+            result[key] = found
+    wanted = by_id.keys() - result.keys()
+    if wanted:
+        placed = _by_statement(module, wanted, source, statements or {}, lines)
+        result.update(placed if placed is not None else _whole_module(module, wanted))
+    return result
+
+
+class _LineStarts:
+    """Offsets at which the lines of a text start, computed when first needed."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._starts: list[int] | None = None
+
+    def locate(self, offset: int) -> tuple[int, int]:
+        """1-based line and 0-based column of an offset."""
+        if self._starts is None:
+            self._starts = [0, *(match.end() for match in _NEWLINE.finditer(self._text))]
+        index = bisect.bisect_right(self._starts, offset) - 1
+        return index + 1, offset - self._starts[index]
+
+
+def _by_text(
+    module: cst.Module, node: cst.CSTNode, source: str, lines: _LineStarts
+) -> NodeSpan | None:
+    """The span of an expression whose one-line code occurs exactly once in ``source``.
+
+    The code libcst generates for an expression on its own equals its text in
+    the file as long as it holds no line break (only indentation, which follows
+    a line break, depends on where a node sits).
+    """
+    if not isinstance(node, cst.BaseExpression):
+        return None
+    state = _PositionState(module, {id(node)}, stop_early=False)
+    node._codegen(state)
+    code = "".join(state.tokens)
+    if not code or "\n" in code or "\r" in code:
+        return None
+    found = source.find(code)
+    if found < 0 or source.find(code, found + 1) >= 0:
+        return None
+    return _span(state, id(node), *lines.locate(found))
 
 
 def _whole_module(module: cst.Module, wanted: set[int]) -> dict[int, NodeSpan]:
@@ -126,9 +177,13 @@ def _whole_module(module: cst.Module, wanted: set[int]) -> dict[int, NodeSpan]:
 
 
 def _by_statement(
-    module: cst.Module, wanted: set[int], source: str, statements: dict[int, int]
+    module: cst.Module,
+    wanted: Set[int],
+    source: str,
+    statements: dict[int, int],
+    lines: _LineStarts | None = None,
 ) -> dict[int, NodeSpan] | None:
-    line_starts = [0, *(match.end() for match in _NEWLINE.finditer(source))]
+    lines = lines if lines is not None else _LineStarts(source)
     remaining = set(wanted)
     hinted: dict[int, set[int]] = {}
     for key in wanted:
@@ -147,19 +202,41 @@ def _by_statement(
             inside = inside | found_here
         if not inside:
             continue
-        state = _PositionState(module, inside, stop_early=False)
-        statement._codegen(state)
-        code = "".join(state.tokens)
-        found = source.find(code, offset)
-        if found < 0 or source.find(code, found + 1) >= 0:
+        placed = _place(module, statement, inside, source, offset, stop_early=True)
+        if placed is None:  # the text up to the last wanted node is not unique
+            placed = _place(module, statement, inside, source, offset, stop_early=False)
+        if placed is None:
             return None  # not placeable with certainty
-        line_index = bisect.bisect_right(line_starts, found) - 1
-        base_line, base_column = line_index + 1, found - line_starts[line_index]
+        state, found, offset = placed
+        base_line, base_column = lines.locate(found)
         for key in inside:
             result[key] = _span(state, key, base_line, base_column)
         remaining -= inside
-        offset = found + len(code)
     return result if not remaining else None
+
+
+def _place(
+    module: cst.Module,
+    statement: cst.CSTNode,
+    inside: set[int],
+    source: str,
+    offset: int,
+    *,
+    stop_early: bool,
+) -> tuple[_PositionState, int, int] | None:
+    """Generate a statement (or its start, up to the wanted nodes) and find it in the source.
+
+    Returns the state, where the statement starts and where its generated text
+    ends; None when that text is not found exactly once from ``offset`` on.
+    """
+    state = _PositionState(module, inside, stop_early=stop_early)
+    with contextlib.suppress(_AllFound):
+        statement._codegen(state)
+    code = "".join(state.tokens)
+    found = source.find(code, offset)
+    if found < 0 or source.find(code, found + 1) >= 0:
+        return None
+    return state, found, found + len(code)
 
 
 def _span(state: _PositionState, key: int, base_line: int, base_column: int) -> NodeSpan:

@@ -15,11 +15,12 @@ from sqlalchemy import Connection, create_engine, event, literal_column
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
-from zart._errors import DatabaseUnavailableError
+from zart._errors import DatabaseUnavailableError, ZartError
 from zart._storage._base import SqlStorage
 from zart._storage._records import StepRecord
 
 BUSY_TIMEOUT_MS = 30_000
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
 class SQLiteStorage(SqlStorage):
@@ -27,6 +28,15 @@ class SQLiteStorage(SqlStorage):
 
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         parsed = make_url(url)
+        # ?synchronous=NORMAL trades durability across a power loss (not across a
+        # process crash) for speed: commits stop waiting for fsync.
+        if "synchronous" in parsed.query:
+            synchronous = str(parsed.query["synchronous"]).upper()
+            parsed = parsed.difference_update_query(["synchronous"])
+        if synchronous not in _SYNCHRONOUS:
+            raise ZartError(
+                f"synchronous={synchronous!r} in {url!r} is not one of {', '.join(_SYNCHRONOUS)}"
+            )
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             parent = Path(database).expanduser().resolve().parent
@@ -36,7 +46,7 @@ class SQLiteStorage(SqlStorage):
                     "does not exist"
                 )
         engine = create_engine(
-            url,
+            parsed,
             poolclass=QueuePool,
             pool_size=4,
             max_overflow=8,
