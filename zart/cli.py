@@ -84,32 +84,13 @@ def _parse_json(text: str, what: str) -> Any:
 def _arguments(
     durable: DurableFunction[Any, Any], data: Any
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Plain JSON → typed call arguments, decoded through the function's annotations.
+    """``--input`` JSON → typed call arguments (see ``admin.json_arguments``)."""
+    from zart._ops import admin
 
-    An array gives positional arguments; an object whose keys are all parameter
-    names gives keyword arguments; anything else is the single parameter's value.
-    """
-    import inspect
-
-    params = list(inspect.signature(durable.fn).parameters)
-    if data is None and not params:
-        raw: dict[str, Any] = {"args": [], "kwargs": {}}
-    elif isinstance(data, list):
-        raw = {"args": data, "kwargs": {}}
-    elif isinstance(data, dict) and data and set(data) <= set(params):
-        raw = {"args": [], "kwargs": data}
-    elif len(params) == 1:
-        raw = {"args": [data], "kwargs": {}}
-    else:
-        _fail(
-            f"--input for {durable.name!r} must be a JSON array of arguments or an object with "
-            f"keys among its parameters ({', '.join(params) or 'none'})"
-        )
     try:
-        args, kwargs = durable.args_codec.loads(json.dumps(raw))
-    except ZartError as exc:
-        _fail(f"--input does not match the parameters of {durable.name!r}: {exc}")
-    return args, kwargs
+        return admin.json_arguments(durable, data)
+    except admin.InvalidInputError as exc:
+        _fail(f"--input: {exc}")
 
 
 def _when(value: Any) -> str:

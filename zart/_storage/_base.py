@@ -382,9 +382,7 @@ class SqlStorage:
         now = time.time()
         with self._tx() as conn:
             res = conn.execute(
-                update(_E)
-                .where(_E.c.id == execution_id, _E.c.lease_owner == token, _E.c.status == RUNNING)
-                .values(
+                _held(execution_id, token).values(
                     status=status,
                     result=result,
                     error=error,
@@ -409,9 +407,7 @@ class SqlStorage:
         with self._tx() as conn:
             now = time.time()
             res = conn.execute(
-                update(_E)
-                .where(_E.c.id == execution_id, _E.c.lease_owner == token, _E.c.status == RUNNING)
-                .values(
+                _held(execution_id, token).values(
                     status=status,
                     wake_at=wake_at,
                     lease_owner=None,
@@ -442,9 +438,7 @@ class SqlStorage:
         """Hand a running execution back (graceful shutdown): another worker resumes it at once."""
         with self._tx() as conn:
             res = conn.execute(
-                update(_E)
-                .where(_E.c.id == execution_id, _E.c.lease_owner == token, _E.c.status == RUNNING)
-                .values(
+                _held(execution_id, token).values(
                     status=PENDING, lease_owner=None, lease_expires_at=None, updated_at=time.time()
                 )
             )
@@ -802,6 +796,13 @@ class SqlStorage:
                 .values(**values)
             )
             return bool(res.rowcount)
+
+
+def _held(execution_id: str, token: str) -> Any:
+    """UPDATE of one execution, applied only while ``token`` holds its lease (fencing)."""
+    return update(_E).where(
+        _E.c.id == execution_id, _E.c.lease_owner == token, _E.c.status == RUNNING
+    )
 
 
 class _RaceLost(Exception):
