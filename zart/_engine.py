@@ -33,6 +33,7 @@ from zart._owner import current_owner
 from zart._storage import TERMINAL_STATUSES, ExecutionRecord, SqlStorage, open_storage
 from zart._storage._base import _NotFound, _RaceLost
 from zart._storage._records import CANCELLED, COMPLETED, FAILED, SLEEPING, WAITING
+from zart._tracing import Tracing
 
 if TYPE_CHECKING:
     from zart._ops.admin import AuditEntry
@@ -134,6 +135,7 @@ class Zart:
         *,
         strict: bool = False,
         lease_seconds: float = 30.0,
+        tracing: Any = False,
     ) -> None:
         self.database_url = (
             database_url or os.environ.get("ZART_DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -147,6 +149,10 @@ class Zart:
         self._active: dict[str, ExecutionContext] = {}
         self._heartbeat: threading.Thread | None = None
         self._closing = threading.Event()
+        # OpenTelemetry spans: True (global provider) or a TracerProvider; off when falsy.
+        self._tracing: Tracing | None = None
+        if tracing:
+            self._tracing = Tracing(None if tracing is True else tracing)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -396,6 +402,28 @@ class Zart:
         self.storage.suspend_execution(rec.id, token, suspend.status, wake_at)
         log.info("execution %s is %s", rec.id, suspend.status)
 
+    async def _traced_body(
+        self,
+        durable: DurableFunction[Any, Any],
+        rec: ExecutionRecord,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        ctx: ExecutionContext,
+    ) -> Any:
+        assert self._tracing is not None
+        with self._tracing.execution(durable.name, rec.id, rec.attempts) as span:
+            try:
+                return await self._run_body(durable, rec, args, kwargs)
+            except Suspend as suspend:
+                span.set_attribute("zart.suspended", suspend.status)
+                raise
+            except Exception as exc:
+                self._tracing.fail(span, exc)
+                raise
+            finally:
+                span.set_attribute("zart.steps.executed", ctx.executed)
+                span.set_attribute("zart.steps.replayed", ctx.replayed)
+
     async def _execute(
         self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str
     ) -> _Outcome:
@@ -423,6 +451,7 @@ class Zart:
             storage.load_steps(eid),
             strict=self.strict if durable.strict is None else durable.strict,
             app=self,
+            tracing=self._tracing,
         )
         self._active[token] = ctx
         self._ensure_heartbeat()
@@ -431,7 +460,10 @@ class Zart:
         log.info("execution %s (%s) started, attempt %d", eid, durable.name, rec.attempts)
         try:
             try:
-                result = await self._run_body(durable, rec, args, kwargs)
+                if self._tracing is None:
+                    result = await self._run_body(durable, rec, args, kwargs)
+                else:
+                    result = await self._traced_body(durable, rec, args, kwargs, ctx)
             except Suspend as suspend:
                 self._suspend(durable, rec, token, suspend)
                 return _Outcome(False)

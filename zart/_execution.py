@@ -34,6 +34,7 @@ from zart._storage._records import (
 if TYPE_CHECKING:
     from zart._engine import Zart
     from zart._step import StepCall
+    from zart._tracing import Tracing
 
 log = logging.getLogger("zart")
 
@@ -72,8 +73,10 @@ class ExecutionContext:
         *,
         strict: bool,
         app: Zart | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.app = app
+        self.tracing = tracing
         self.storage = storage
         self.execution_id = execution_id
         self.token = token
@@ -197,9 +200,15 @@ class ExecutionContext:
             attempts += 1
             token = current_step.set(name)
             try:
-                if step.transactional:
+                if self.tracing is not None:
+                    with self.tracing.step(name, self.execution_id, attempts):
+                        if step.transactional:
+                            return await self._run_transactional(call, record)
+                        result = await call._invoke_once()
+                elif step.transactional:
                     return await self._run_transactional(call, record)
-                result = await call._invoke_once()
+                else:
+                    result = await call._invoke_once()
             except _Unretryable as fatal:
                 raise fatal.error from None
             except Exception as exc:
