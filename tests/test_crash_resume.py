@@ -22,6 +22,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+import zart
+
 from crash_app import (
     Child,
     completed_steps,
@@ -34,8 +37,6 @@ from crash_app import (
     spawn,
     step_names,
 )
-
-import zart
 
 N = 5
 SEED = 11

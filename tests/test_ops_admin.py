@@ -10,15 +10,16 @@ import json
 import time
 from collections.abc import Iterator
 
-import ops_app
 import pytest
 from click.testing import CliRunner
-from ops_app import reset_ops_tables
 
 import zart
 from zart import ExecutionNotFoundError, TaskError
 from zart._ops.admin import ConflictError, InvalidInputError
 from zart.cli import main
+
+import ops_app
+from ops_app import reset_ops_tables
 
 
 @pytest.fixture

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import ops_app
 import pytest
-from ops_app import free_port, reset_ops_tables, running_server
 
 import zart
 from zart._ops.api import OPEN_PATHS, create_app
+
+import ops_app
+from ops_app import free_port, reset_ops_tables, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "s3cret-token"

@@ -6,12 +6,13 @@ import re
 from collections.abc import Iterator
 
 import httpx
-import ops_app
 import pytest
-from ops_app import reset_ops_tables, running_server
 
 import zart
 from zart import TaskError
+
+import ops_app
+from ops_app import reset_ops_tables, running_server
 
 SAMPLE = re.compile(r'^([a-z_]+)(\{([a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*)\})? (-?[0-9.e+]+|\+Inf)$')
 

@@ -8,16 +8,17 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-import ops_app
 import pytest
 from click.testing import CliRunner
-from ops_app import reset_ops_tables
 
 import zart
 from zart import ZartError
 from zart._ops.cron import Cron, CronError
 from zart._ops.schedules import list_schedules, occurrence_id, register_schedule, tick
 from zart.cli import main
+
+import ops_app
+from ops_app import reset_ops_tables
 
 UTC = timezone.utc
 
@@ -191,6 +192,7 @@ def test_serve_runs_the_scheduler_and_its_worker_runs_occurrences(
     import time
 
     import httpx
+
     from ops_app import running_server
 
     a, _ = engines

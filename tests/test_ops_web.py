@@ -13,12 +13,13 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import ops_app
 import pytest
-from ops_app import reset_ops_tables, running_server
 
 import zart
 from zart import TaskError
+
+import ops_app
+from ops_app import reset_ops_tables, running_server
 
 CHROMIUM = os.environ.get("ZART_TEST_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [

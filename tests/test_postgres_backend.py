@@ -26,7 +26,6 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import ROOT, _reset_pg
-from fault_worker_app import SIDE_TABLES_SQL, WorkerProcess, fence_job, side_dsn
 from sqlalchemy.exc import OperationalError
 
 import zart
@@ -35,6 +34,8 @@ from zart._storage import _schema
 from zart._storage._base import SqlStorage
 from zart._storage._postgres import _RAW_SAVE_STEP_SQL, MIGRATION_LOCK_KEY, PostgresStorage
 from zart._storage._records import STEP_COMPLETED, StepRecord
+
+from fault_worker_app import SIDE_TABLES_SQL, WorkerProcess, fence_job, side_dsn
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from runtime_app import SimulatedCrash
 
 import zart
 from zart import (
@@ -20,6 +19,8 @@ from zart import (
     durable,
     step,
 )
+
+from runtime_app import SimulatedCrash
 
 # --------------------------------------------------------------------------- now / capture
 

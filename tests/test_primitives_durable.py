@@ -19,6 +19,18 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
+import zart
+from zart import (
+    DuplicateStepError,
+    EventTimeoutError,
+    RetryPolicy,
+    StepError,
+    TaskError,
+    durable,
+    step,
+)
+
 from primitives_app import (
     ORDERS_TABLE,
     approvals_flow,
@@ -33,17 +45,6 @@ from primitives_app import (
     run_flow,
     spawn,
     ticks_flow,
-)
-
-import zart
-from zart import (
-    DuplicateStepError,
-    EventTimeoutError,
-    RetryPolicy,
-    StepError,
-    TaskError,
-    durable,
-    step,
 )
 
 

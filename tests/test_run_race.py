@@ -17,6 +17,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+import zart
+
 from crash_app import (
     Child,
     completed_steps,
@@ -29,8 +32,6 @@ from crash_app import (
     spawn,
     step_names,
 )
-
-import zart
 
 N = 4
 DELAY = 0.05  # per step: the loser polls while the winner works

@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from runtime_app import SimulatedCrash
 
 import zart
 from zart import (
@@ -30,6 +29,8 @@ from zart import (
     zart_durable,
     zart_step,
 )
+
+from runtime_app import SimulatedCrash
 
 # --------------------------------------------------------------------------- decorators
 

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_app import SimulatedCrash
 
 import zart
 from zart import (
@@ -18,6 +17,8 @@ from zart import (
     durable,
     step,
 )
+
+from runtime_app import SimulatedCrash
 
 HERE = Path(__file__)
 

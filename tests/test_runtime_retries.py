@@ -11,10 +11,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import runtime_app
 
 import zart
 from zart import RetryPolicy, StepError, StepTimeoutError, TaskError, durable, step
+
+import runtime_app
 
 FAST = RetryPolicy(max_attempts=3, initial_delay=0.01, jitter=False)
 

@@ -15,10 +15,11 @@ from typing import Any
 
 import pydantic
 import pytest
-from runtime_app import SimulatedCrash
 
 import zart
 from zart import SerializationError, TaskError, durable, step
+
+from runtime_app import SimulatedCrash
 
 
 @dataclasses.dataclass

@@ -58,11 +58,11 @@ def test_spans_for_execution_and_each_step_attempt(
         assert names.count("zart.step trace-item-1") == 2
         assert names.count("zart.step trace-item-2") == 1
         assert names.count("zart.step trace-fetch") == 1
-        failed = [s for s in finished if s.name == "zart.step trace-item-1"][0]
+        failed = next(s for s in finished if s.name == "zart.step trace-item-1")
         assert failed.status.status_code is StatusCode.ERROR
         assert failed.attributes is not None and failed.attributes["zart.attempt"] == 1
-        root = [s for s in finished if s.name.startswith("zart.execution")][0]
-        step_span = [s for s in finished if s.name == "zart.step trace-fetch"][0]
+        root = next(s for s in finished if s.name.startswith("zart.execution"))
+        step_span = next(s for s in finished if s.name == "zart.step trace-fetch")
         assert step_span.parent is not None and step_span.parent.span_id == root.context.span_id
         assert root.attributes is not None and root.attributes["zart.steps.executed"] == 3
 

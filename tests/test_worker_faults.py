@@ -27,9 +27,10 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import _reset_pg
-from fault_worker_app import SIDE_TABLES_SQL, WorkerProcess, expected_total, fault_job, side_dsn
 
 import zart
+
+from fault_worker_app import SIDE_TABLES_SQL, WorkerProcess, expected_total, fault_job, side_dsn
 
 pytestmark = [pytest.mark.xdist_group("faults"), pytest.mark.timeout(300)]
 

@@ -123,7 +123,8 @@ def lint_source(
         model = walk(module)
         context = RuleContext(Analysis(model, path, index, options))
         reports = [report for check in CHECKS for report in check(context)]
-        findings = _materialize(module, source, reports, str(path), model.top_level)
+        loops = [loop.node for loop in model.loops if isinstance(loop.node, cst.For)]
+        findings = _materialize(module, source, reports, str(path), model.top_level, loops)
     except RecursionError:
         # Pathologically deep nesting (libcst's code generation recurses too):
         # report nothing rather than crash the run.
@@ -136,7 +137,12 @@ def lint_source(
 
 
 def _materialize(
-    module: cst.Module, source: str, reports: list[Report], path: str, top_level: dict[int, int]
+    module: cst.Module,
+    source: str,
+    reports: list[Report],
+    path: str,
+    top_level: dict[int, int],
+    loops: list[cst.For],
 ) -> list[Finding]:
     wanted: list[cst.CSTNode] = []
     statements: dict[int, int] = {}  # id(node) -> index of its top-level statement, if known
@@ -153,7 +159,7 @@ def _materialize(
         statement = top_level.get(id(report.node))
         if statement is not None:  # a report's nodes all lie in one top-level statement
             statements.update((id(node), statement) for node in nodes)
-    positions = spans(module, wanted, source, statements)
+    positions = spans(module, wanted, source, statements, loops if reports else ())
     findings: list[Finding] = []
     for report in reports:
         start = positions[id(report.node)].inner

@@ -110,11 +110,15 @@ def spans(
     nodes: Iterable[cst.CSTNode],
     source: str,
     statements: dict[int, int] | None = None,
+    loops: Iterable[cst.For] = (),
 ) -> dict[int, NodeSpan]:
     """id(node) -> its span, for each of ``nodes`` (all in ``module``, parsed from ``source``).
 
     ``statements`` may tell, for some nodes (by id), the index in ``module.body``
     of the top-level statement holding them; the others are searched for.
+    ``loops`` are ``for`` loops whose target or iterable may be among ``nodes``
+    (fixes rewrite loop headers): a short target such as ``x`` is rarely unique
+    in a file, but the header ``for x in xs:`` usually is.
     """
     by_id = {id(node): node for node in nodes}
     if not by_id:
@@ -125,6 +129,12 @@ def spans(
         found = _by_text(module, node, source, lines)
         if found is not None:
             result[key] = found
+    for loop in loops:
+        keys = {id(loop.target), id(loop.iter)} & by_id.keys()
+        if keys - result.keys():
+            for key, span in _by_header(module, loop, source, lines).items():
+                if key in keys:
+                    result.setdefault(key, span)
     wanted = by_id.keys() - result.keys()
     if wanted:
         placed = _by_statement(module, wanted, source, statements or {}, lines)
@@ -174,6 +184,35 @@ def _whole_module(module: cst.Module, wanted: set[int]) -> dict[int, NodeSpan]:
     with contextlib.suppress(_AllFound):  # stop once every wanted node has been seen
         module._codegen(state)
     return {key: _span(state, key, 1, 0) for key in state.ends}
+
+
+def _by_header(
+    module: cst.Module, loop: cst.For, source: str, lines: _LineStarts
+) -> dict[int, NodeSpan]:
+    """Spans of a ``for`` loop's target and iterable, when its header is one unique line.
+
+    The header is generated from ``for`` to the colon exactly as ``For._codegen_impl``
+    does; like an expression's, its text does not depend on where the loop sits.
+    """
+    wanted = {id(loop.target), id(loop.iter)}
+    state = _PositionState(module, wanted, stop_early=False)
+    state.add_token("for")
+    loop.whitespace_after_for._codegen(state)
+    loop.target._codegen(state)
+    loop.whitespace_before_in._codegen(state)
+    state.add_token("in")
+    loop.whitespace_after_in._codegen(state)
+    loop.iter._codegen(state)
+    loop.whitespace_before_colon._codegen(state)
+    state.add_token(":")
+    code = "".join(state.tokens)
+    if "\n" in code or "\r" in code:
+        return {}
+    found = source.find(code)
+    if found < 0 or source.find(code, found + 1) >= 0:
+        return {}
+    line, column = lines.locate(found)
+    return {key: _span(state, key, line, column) for key in wanted}
 
 
 def _by_statement(

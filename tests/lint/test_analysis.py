@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from lint_helpers import codes, lint
 
 from zart_lint._api import RuleOptions
+
+from lint_helpers import codes, lint
 
 STEPS = """
 import asyncio

@@ -9,11 +9,11 @@ import re
 import textwrap
 from pathlib import Path
 
-from cli_helpers import BUGGY, CLEAN, invoke, write_project
-
 from zart_lint._cache import Cache, Entry, digest
 from zart_lint._finding import Edit, Finding, Fix
 from zart_lint._suppression import Suppression
+
+from cli_helpers import BUGGY, CLEAN, invoke, write_project
 
 STATS = re.compile(r"checked (\d+) files \(cached: (\d+), parsed: (\d+), skipped: (\d+)\)")
 

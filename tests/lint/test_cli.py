@@ -7,6 +7,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+import zart_lint._api as api
+import zart_lint._runner as runner
+
 from cli_helpers import (
     BUG_COL,
     BUG_LINE,
@@ -17,9 +21,6 @@ from cli_helpers import (
     run_cli,
     write_project,
 )
-
-import zart_lint._api as api
-import zart_lint._runner as runner
 
 
 def concise_lines(text: str) -> list[str]:

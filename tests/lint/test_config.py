@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import BUGGY, invoke, json_findings, run_cli, write_project
-from zart_lint._api import RULES
 
+from zart_lint._api import RULES
 from zart_lint._config import (
     DEFAULT_EXCLUDES,
     FileConfig,
@@ -18,6 +17,8 @@ from zart_lint._config import (
 )
 from zart_lint._discovery import PathMatcher
 from zart_lint._runner import rule_options
+
+from cli_helpers import BUGGY, invoke, json_findings, run_cli, write_project
 
 KNOWN = sorted(RULES)
 

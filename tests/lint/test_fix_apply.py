@@ -6,10 +6,11 @@ import ast
 from pathlib import Path
 
 import libcst
-from cli_helpers import BUGGY, BUGGY_ENUMERATE, CLEAN, invoke, json_findings, run_cli, write_project
 
 from zart_lint._apply_fix import apply_fixes, fix_until_stable, unified_diff
 from zart_lint._finding import Edit, Finding, Fix
+
+from cli_helpers import BUGGY, BUGGY_ENUMERATE, CLEAN, invoke, json_findings, run_cli, write_project
 
 
 def finding(line: int, col: int, *edits: Edit) -> Finding:

@@ -7,9 +7,10 @@ import itertools
 import textwrap
 
 import pytest
-from lint_helpers import lint
 
 from zart_lint._finding import Edit, Finding
+
+from lint_helpers import lint
 
 HEADER = """
 import zart

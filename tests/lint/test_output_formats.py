@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cli_helpers import BUG_COL, BUG_LINE, BUGGY, BUGGY_ENUMERATE, CLEAN, invoke, write_project
 from zart_lint._api import RULES
+
+from cli_helpers import BUG_COL, BUG_LINE, BUGGY, BUGGY_ENUMERATE, CLEAN, invoke, write_project
 
 
 def run_format(tmp_path: Path, fmt: str, *args: str) -> tuple[int, str, str]:

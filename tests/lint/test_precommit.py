@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from cli_helpers import BUGGY, CLEAN, REPO_ROOT
 
 pytest.importorskip("pre_commit")

@@ -6,9 +6,10 @@ import pickle
 from pathlib import Path
 
 import pytest
-from lint_helpers import codes, write_tree
 
 from zart_lint._api import ProjectIndex, RuleOptions, lint_source, might_involve_steps
+
+from lint_helpers import codes, write_tree
 
 STEPS = """
 from zart import step

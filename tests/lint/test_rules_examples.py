@@ -8,10 +8,11 @@ from types import ModuleType
 
 import libcst as cst
 import pytest
-from lint_helpers import codes, lint
 
 from zart_lint._api import RULES
 from zart_lint.rules import RULE_MODULES
+
+from lint_helpers import codes, lint
 
 EXAMPLES = [
     pytest.param(module, kind, example, id=f"{module.CODE}-{kind}-{number}")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import BUG_LINE, BUGGY, CLEAN, invoke, json_findings, write_project
 
 from zart_lint._finding import Finding
 from zart_lint._suppression import Suppression, apply_suppressions, parse_suppressions
+
+from cli_helpers import BUG_LINE, BUGGY, CLEAN, invoke, json_findings, write_project
 
 BUG_CALL = "        await process_item(item)"
 RETURN = "    return item.upper()"
