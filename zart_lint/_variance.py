@@ -59,7 +59,8 @@ def evaluate_literal(text: str) -> object:
     quote_at = next((at for at, char in enumerate(text) if char in "'\""), -1)
     prefix = text[:quote_at] if quote_at > 0 else ""
     if quote_at >= 0 and prefix.lower() in ("", "r", "u"):
-        quotes = 3 if text.startswith(text[quote_at] * 3, quote_at) and len(text) >= quote_at + 6 else 1
+        triple = text.startswith(text[quote_at] * 3, quote_at) and len(text) >= quote_at + 6
+        quotes = 3 if triple else 1
         body = text[quote_at + quotes : len(text) - quotes]
         if "\\" not in body and "\r" not in body:
             return body
