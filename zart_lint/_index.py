@@ -20,7 +20,7 @@ import functools
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,13 @@ class ModuleInfo:
     # Local name -> absolute qualified name it was imported as.
     imports: dict[str, str] = field(default_factory=dict)
     star_imports: tuple[str, ...] = ()
+
+
+# What _scan learns about a file: its definitions and imports when it mentions a
+# trigger word, else its text (looked at again for re-exports); (None, None) when
+# it cannot be read or parsed.
+Scanned = tuple[ModuleInfo | None, str | None]
+Scanner = Callable[[Callable[[Path], Scanned], list[Path]], Iterable[Scanned]]
 
 
 def module_parts(relative: Path) -> tuple[str, ...]:
@@ -106,7 +113,8 @@ class ProjectIndex:
         self.names = names
         # Identifiers whose mention makes a file worth linting (see might_involve_steps).
         self.words = words
-        self._fingerprint = _fingerprint(root, modules, names, options)
+        self._options = options
+        self._fingerprint: str | None = None  # computed when first asked for
 
     # -- construction -----------------------------------------------------------------
 
@@ -126,7 +134,15 @@ class ProjectIndex:
         return cls(None, {}, {}, frozenset(), options or RuleOptions())
 
     @classmethod
-    def build(cls, root: Path | None, options: RuleOptions) -> ProjectIndex:
+    def build(
+        cls, root: Path | None, options: RuleOptions, scanner: Scanner | None = None
+    ) -> ProjectIndex:
+        """Index the project under ``root``.
+
+        ``scanner`` maps a function over the project's files, like ``map`` (the
+        default) but possibly in worker processes: reading and parsing every
+        file is most of the work.
+        """
         if root is None:
             return cls.empty(options)
         root = Path(os.path.abspath(root))
@@ -137,16 +153,13 @@ class ProjectIndex:
         definers: dict[str, ModuleInfo] = {}  # modules that define steps or durables
         parsed: dict[str, ModuleInfo] = {}  # other parsed modules: kept if they re-export
         unparsed: dict[Path, str] = {}
-        for rel in files:
-            text = _read(root / rel)
-            if text is None:
-                continue
-            if any(word in text for word in triggers):
-                info = _parse_module(rel, text, options, definitions=True)
-                if info is not None:
-                    (definers if info.steps else parsed)[info.key] = info
-                continue
-            unparsed[rel] = text
+        scan = functools.partial(_scan, root, triggers, options)
+        scanned = scanner(scan, files) if scanner is not None else map(scan, files)
+        for rel, (info, text) in zip(files, scanned, strict=True):
+            if info is not None:
+                (definers if info.steps else parsed)[info.key] = info
+            elif text is not None:
+                unparsed[rel] = text
 
         relays: dict[str, ModuleInfo] = {}  # modules importing a step (or its module)
         words = _exported_words(definers, relays)
@@ -172,14 +185,30 @@ class ProjectIndex:
     # -- queries ----------------------------------------------------------------------
 
     def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = _fingerprint(self.root, self.modules, self.names, self._options)
         return self._fingerprint
 
     def location_of(self, path: Path) -> tuple[str, tuple[str, ...]] | None:
         """(module key, root-relative parts of its directory) of a file under the root."""
         if self.root is None:
             return None
+        absolute = os.path.abspath(path)
+        root = str(self.root)
+        prefix = root if root.endswith(os.sep) else root + os.sep
+        if os.sep == "/" and absolute.startswith(prefix):
+            # The common case, without pathlib (which costs more than the rest of
+            # setting up a file's analysis).
+            parts = absolute[len(prefix) :].split(os.sep)
+            name = parts[-1]
+            dot = name.rfind(".")  # the suffix as pathlib sees it
+            stem, suffix = (name[:dot], name[dot:]) if 0 < dot < len(name) - 1 else (name, "")
+            if suffix not in (".py", ".pyi"):
+                return None
+            module = [*parts[:-1], stem] if stem != "__init__" else parts[:-1]
+            return ".".join(module), tuple(parts[:-1])
         try:
-            relative = Path(os.path.abspath(path)).relative_to(self.root)
+            relative = Path(absolute).relative_to(self.root)
         except ValueError:
             return None
         if relative.suffix not in (".py", ".pyi"):
@@ -230,6 +259,15 @@ def _python_files(root: Path) -> Iterator[Path]:
         for name in filenames:
             if name.endswith(".py"):
                 yield (here / name).relative_to(root)
+
+
+def _scan(root: Path, triggers: tuple[str, ...], options: RuleOptions, rel: Path) -> Scanned:
+    text = _read(root / rel)
+    if text is None:
+        return None, None
+    if any(word in text for word in triggers):
+        return _parse_module(rel, text, options, definitions=True), None
+    return None, text
 
 
 def _read(path: Path) -> str | None:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import gc
 import math
+import multiprocessing
+import multiprocessing.context
 import os
 import signal
 import sys
@@ -282,7 +285,7 @@ def _strip_paths(findings: Iterable[Finding]) -> list[Finding]:
 _WORKER: FileChecker | None = None
 
 
-def _init_worker(checker: FileChecker) -> None:
+def _init_worker(checker: FileChecker | None) -> None:
     global _WORKER
     _WORKER = checker
     # Ctrl-C is the parent's to handle: it stops handing out work and exits;
@@ -314,21 +317,79 @@ def _chunks(tasks: list[FileTask], workers: int) -> list[list[FileTask]]:
     return [tasks[i : i + size] for i in range(0, len(tasks), size)]
 
 
+def _pool_context() -> multiprocessing.context.BaseContext | None:
+    """``fork`` where it is safe and cheap (Linux): workers inherit the indexes
+    and the imported modules instead of unpickling and importing them again.
+    Elsewhere (macOS, Windows) the platform's default start method."""
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return None
+
+
+class _ProcessPool:
+    """A process pool started on first use; objects that exist by then are frozen for
+    the garbage collector, so that forked workers do not copy every inherited page
+    the first time they collect."""
+
+    def __init__(self, workers: int, checker: FileChecker | None = None) -> None:
+        self._workers = workers
+        self._checker = checker
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def get(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            gc.freeze()
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self._workers,
+                mp_context=_pool_context(),
+                initializer=_init_worker,
+                initargs=(self._checker,),
+            )
+        return self._pool
+
+    def close(self, *, cancel: bool = False) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+            self._pool = None
+            gc.unfreeze()
+
+
+# Below this many project files, the index is built in-process.
+PARALLEL_INDEX_THRESHOLD = 200
+
+
+class IndexScanner:
+    """``map`` for ProjectIndex.build: in worker processes when there are many files."""
+
+    def __init__(self, jobs: int) -> None:
+        self._jobs = jobs
+        self._pool = _ProcessPool(jobs)
+
+    def __call__(
+        self, scan: Callable[[Path], _index.Scanned], files: list[Path]
+    ) -> Iterable[_index.Scanned]:
+        if self._jobs <= 1 or len(files) < PARALLEL_INDEX_THRESHOLD:
+            return map(scan, files)
+        chunksize = max(1, math.ceil(len(files) / (self._jobs * 8)))
+        return list(self._pool.get().map(scan, files, chunksize=chunksize))
+
+    def close(self, *, cancel: bool = False) -> None:
+        self._pool.close(cancel=cancel)
+
+
 def check_many(checker: FileChecker, tasks: list[FileTask], jobs: int) -> list[FileOutcome]:
     workers = min(jobs, max(1, len(tasks) // 2))
     if len(tasks) <= PARALLEL_THRESHOLD or workers <= 1:
         return [safe_check(checker, t) for t in tasks]
     results: list[FileOutcome] = []
-    pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, initializer=_init_worker, initargs=(checker,)
-    )
+    pool = _ProcessPool(workers, checker)
     try:
-        for chunk_result in pool.map(_check_chunk, _chunks(tasks, workers)):
+        for chunk_result in pool.get().map(_check_chunk, _chunks(tasks, workers)):
             results.extend(chunk_result)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.close(cancel=True)
         raise
-    pool.shutdown()
+    pool.close()
     return results
 
 
@@ -389,9 +450,17 @@ def run(
     started = time.perf_counter()
     code = code_version() if use_cache else ""
     indexes: dict[str | None, ProjectIndex] = {}
-    for root in dict.fromkeys(t.root for t in tasks):
-        indexes[root] = _project_index(root, options, settings, code if use_cache else None, stats)
-        stats.roots.append(root or "(no project root)")
+    scanner = IndexScanner(jobs)
+    try:
+        for root in dict.fromkeys(t.root for t in tasks):
+            indexes[root] = _project_index(
+                root, options, settings, code if use_cache else None, stats, scanner
+            )
+            stats.roots.append(root or "(no project root)")
+    except BaseException:
+        scanner.close(cancel=True)
+        raise
+    scanner.close()
     stats.index_seconds = time.perf_counter() - started
 
     checker = FileChecker(settings, indexes, options, known, mode)
@@ -437,7 +506,12 @@ def run(
 
 
 def _project_index(
-    root: str | None, options: RuleOptions, settings: Settings, code: str | None, stats: RunStats
+    root: str | None,
+    options: RuleOptions,
+    settings: Settings,
+    code: str | None,
+    stats: RunStats,
+    scanner: IndexScanner | None = None,
 ) -> ProjectIndex:
     """Build the root's index, or reuse the cached one if no Python file under it changed."""
     if root is None:
@@ -446,7 +520,7 @@ def _project_index(
     # them changed. Without that function (another core) the index is rebuilt.
     python_files = getattr(_index, "_python_files", None)
     if code is None or python_files is None:
-        return ProjectIndex.build(Path(root), options)
+        return ProjectIndex.build(Path(root), options, scanner)
     key = Cache.make_key(
         version=__version__, code=code, options=dataclasses.asdict(options), python=sys.version
     )
@@ -457,7 +531,7 @@ def _project_index(
         if isinstance(loaded, ProjectIndex):
             stats.index_cached += 1
             return loaded
-    index = ProjectIndex.build(Path(root), options)
+    index = ProjectIndex.build(Path(root), options, scanner)
     if signature is not None and signature[1]:  # files too fresh to trust their mtimes: skip
         problem = cache.save(signature[0], index)
         if problem:

@@ -97,10 +97,10 @@ def literal_string(node: cst.BaseExpression) -> str | None:
         )
         prefix = node.prefix.replace("f", "").replace("F", "")
         try:
-            value = evaluate_literal(f"{prefix}{node.start[len(node.prefix) :]}{raw}{node.end}")
+            text = evaluate_literal(f"{prefix}{node.start[len(node.prefix) :]}{raw}{node.end}")
         except (ValueError, SyntaxError):
             return None
-        return value.replace("{{", "{").replace("}}", "}") if isinstance(value, str) else None
+        return text.replace("{{", "{").replace("}}", "}") if isinstance(text, str) else None
     return None
 
 

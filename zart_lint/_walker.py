@@ -93,30 +93,45 @@ PURE_METHODS = frozenset(
 )
 
 _FieldNames = tuple[str, ...]
-_child_fields_cache: dict[type, _FieldNames] = {}
 
 
-def _child_fields(node_type: type) -> _FieldNames:
-    names = _child_fields_cache.get(node_type)
-    if names is None:
+class _ChildFields(dict[type, _FieldNames]):
+    """Node type -> names of its fields that can hold code, computed once per type."""
+
+    def __missing__(self, node_type: type) -> _FieldNames:
         names = tuple(
             f.name
             for f in dataclasses.fields(node_type)
             if f.name not in _TRIVIA_FIELDS and "whitespace" not in f.name
         )
-        _child_fields_cache[node_type] = names
-    return names
+        self[node_type] = names
+        return names
+
+
+class _NodeTypes(dict[type, bool]):
+    """Type -> whether it is a CSTNode (a plain dict look-up beats an ABC isinstance)."""
+
+    def __missing__(self, value_type: type) -> bool:
+        is_node = issubclass(value_type, cst.CSTNode)
+        self[value_type] = is_node
+        return is_node
+
+
+_CHILD_FIELDS = _ChildFields()
+_IS_NODE = _NodeTypes()
 
 
 def child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The children of ``node`` that can hold code (no whitespace or punctuation)."""
     children: list[cst.CSTNode] = []
-    for name in _child_fields(type(node)):
+    is_node = _IS_NODE
+    for name in _CHILD_FIELDS[type(node)]:
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
+        value_type = type(value)
+        if value_type is tuple or value_type is list:
+            children.extend(item for item in value if is_node[type(item)])
+        elif is_node[value_type]:
             children.append(value)
-        elif type(value) is tuple or type(value) is list:
-            children.extend(item for item in value if isinstance(item, cst.CSTNode))
     return children
 
 
@@ -188,14 +203,29 @@ class _Walker:
             handler(self, node)
 
     def _generic(self, node: cst.CSTNode) -> None:
-        for name in _child_fields(type(node)):
+        # The hottest loop of the walk: visit() is inlined.
+        is_node, handlers = _IS_NODE, _HANDLERS
+        for name in _CHILD_FIELDS[type(node)]:
             value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
-                self.visit(value)
-            elif type(value) is tuple or type(value) is list:
+            value_type = type(value)
+            if value_type is tuple or value_type is list:
                 for item in value:
-                    if isinstance(item, cst.CSTNode):
-                        self.visit(item)
+                    item_type = type(item)
+                    if is_node[item_type]:
+                        handler = handlers.get(item_type)
+                        if handler is None:
+                            self._generic(item)
+                        else:
+                            handler(self, item)
+            elif is_node[value_type]:
+                handler = handlers.get(value_type)
+                if handler is None:
+                    self._generic(value)
+                else:
+                    handler(self, value)
+
+    def _leaf(self, node: cst.CSTNode) -> None:
+        """Literals and the like: nothing inside can hold code."""
 
     # -- bindings -------------------------------------------------------------------------
 
@@ -579,4 +609,13 @@ _HANDLERS: dict[type, _Handler] = {
     cst.BooleanOperation: _Walker.visit_BinaryOperation,
     cst.ConcatenatedString: _Walker.visit_ConcatenatedString,
     cst.Call: _Walker.visit_Call,
+    cst.SimpleString: _Walker._leaf,
+    cst.Integer: _Walker._leaf,
+    cst.Float: _Walker._leaf,
+    cst.Imaginary: _Walker._leaf,
+    cst.Ellipsis: _Walker._leaf,
+    cst.FormattedStringText: _Walker._leaf,
+    cst.Pass: _Walker._leaf,
+    cst.Break: _Walker._leaf,
+    cst.Continue: _Walker._leaf,
 }
