@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import pickle
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,6 +255,10 @@ class IndexCache:
     Building the index reads every Python file of the project, which would make
     a fully cached run as slow as that; reusing it is checked against the size,
     mtime and inode of every file the index builder looks at (``files``).
+
+    The index is stored pickled inside the pickle that holds its key, signature
+    and fingerprint: a run whose results all come from the cache needs only the
+    fingerprint, and never pays for unpickling the index itself.
     """
 
     def __init__(self, directory: Path, root: Path, key: str) -> None:
@@ -276,23 +282,42 @@ class IndexCache:
         return h.hexdigest(), newest < self._started_ns - _RACY_NS
 
     def load(self, signature: str) -> Any:
+        """The stored index (None if there is no valid one)."""
+        found = self.load_lazily(signature)
+        return found[1]() if found is not None else None
+
+    def load_lazily(self, signature: str) -> tuple[str, Callable[[], Any]] | None:
+        """(fingerprint, a function unpickling the index, or returning None if it cannot)."""
         try:
             with self.path.open("rb") as fh:
                 stored = _IndexUnpickler(fh).load()
         except Exception:
             return None  # missing, damaged, foreign: build the index instead
-        if (
+        if not (
             isinstance(stored, tuple)
-            and len(stored) == 3
+            and len(stored) == 4
             and stored[0] == self.key
             and stored[1] == signature
+            and isinstance(stored[2], str)
+            and isinstance(stored[3], bytes)
         ):
-            return stored[2]
-        return None
+            return None
+        payload: bytes = stored[3]
 
-    def save(self, signature: str, index: object) -> str | None:
+        def unpickle() -> Any:
+            try:
+                return _IndexUnpickler(io.BytesIO(payload)).load()
+            except Exception:
+                return None
+
+        return stored[2], unpickle
+
+    def save(self, signature: str, index: object, fingerprint: str) -> str | None:
         try:
-            payload = pickle.dumps((self.key, signature, index), protocol=pickle.HIGHEST_PROTOCOL)
+            inner = pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps(
+                (self.key, signature, fingerprint, inner), protocol=pickle.HIGHEST_PROTOCOL
+            )
             _atomic_write(self.path, payload)
         except (OSError, pickle.PicklingError) as exc:
             return f"could not write index cache {self.path}: {exc}"

@@ -3,8 +3,9 @@
 Linting ``flows.py`` alone (as pre-commit does) must still know that
 ``process_item``, imported from ``steps.py``, is a step and what its name
 template is. The index is built once per run from the project root with the
-``ast`` module (several times faster than libcst) and sent to worker processes,
-so it holds only plain, picklable data.
+``ast`` module (several times faster than libcst; ``build`` can read and parse
+the files in worker processes) and sent to worker processes, so it holds only
+plain, picklable data.
 
 Cost control: a file that never mentions ``zart`` (nor a configured decorator)
 cannot define a step, so it is not parsed for definitions. It can still
@@ -135,18 +136,24 @@ class ProjectIndex:
 
     @classmethod
     def build(
-        cls, root: Path | None, options: RuleOptions, scanner: Scanner | None = None
+        cls,
+        root: Path | None,
+        options: RuleOptions,
+        scanner: Scanner | None = None,
+        *,
+        files: list[Path] | None = None,
     ) -> ProjectIndex:
         """Index the project under ``root``.
 
         ``scanner`` maps a function over the project's files, like ``map`` (the
         default) but possibly in worker processes: reading and parsing every
-        file is most of the work.
+        file is most of the work. ``files``: ``sorted(_python_files(root))``,
+        when the caller has it already.
         """
         if root is None:
             return cls.empty(options)
         root = Path(os.path.abspath(root))
-        files = sorted(_python_files(root))
+        files = files if files is not None else sorted(_python_files(root))
         package_dirs = {rel.parent for rel in files if rel.name == "__init__.py"}
         triggers = ("zart", *options.decorator_words())
 
@@ -524,9 +531,17 @@ def _fingerprint(
     digest.update(repr(options).encode())
     for key in sorted(modules):
         info = modules[key]
-        digest.update(
-            repr((key, sorted(info.steps.items()), sorted(info.imports.items()))).encode()
-        )
+        steps = [(name, _step_key(step)) for name, step in sorted(info.steps.items())]
+        digest.update(repr((key, steps, sorted(info.imports.items()))).encode())
         digest.update(repr(info.star_imports).encode())
     digest.update(repr(sorted(names.items())).encode())
     return digest.hexdigest()
+
+
+def _step_key(step: StepDef) -> tuple[object, ...]:
+    """Everything a StepDef holds, as plain tuples (a dataclass repr costs far more)."""
+    params = tuple(
+        (p.name, p.kind, p.has_default, p.literal_default, p.has_literal_default)
+        for p in step.params
+    )
+    return (step.kind, step.function, step.template, params, step.is_async)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import libcst as cst
+if TYPE_CHECKING:
+    import libcst as cst
 
 # Stands for the line of ``Report.related`` in a message; replaced once positions are known.
 RELATED_LINE = "\x00related-line\x00"

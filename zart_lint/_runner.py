@@ -1,9 +1,12 @@
 """Check files: cache look-up, (parallel) linting, filtering and fixing.
 
 The parent process discovers files, builds one :class:`ProjectIndex` per
-project root and consults the cache. Only files the cache cannot answer go to
-the workers, in chunks; each worker receives the indexes once, through the
-pool initializer, instead of once per task.
+project root (reading and parsing the project's files in worker processes when
+there are many) and consults the cache. Only files the cache cannot answer go
+to the workers, in chunks; each worker receives the indexes once, through the
+pool initializer, instead of once per task. On Linux the workers are forked, so
+they inherit the indexes and the imported modules (libcst) without pickling or
+importing anything; the garbage collector is kept away from what they inherit.
 
 What a worker does to a file (read, decode, pre-filter, lint, filter, fix) is
 :meth:`FileChecker.check`; the same object runs in-process for small runs and
@@ -13,8 +16,10 @@ for stdin.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import gc
+import importlib
 import math
 import multiprocessing
 import multiprocessing.context
@@ -23,11 +28,9 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import libcst
 
 from zart_lint import __version__, _index
 from zart_lint._api import ProjectIndex, RuleOptions, lint_source, might_involve_steps
@@ -106,6 +109,8 @@ def decode(data: bytes) -> tuple[str | None, bool, str | None]:
 
 
 def _parses(source: str) -> bool:
+    import libcst
+
     try:
         libcst.parse_module(source)
     except Exception:
@@ -285,9 +290,30 @@ def _strip_paths(findings: Iterable[Finding]) -> list[Finding]:
 _WORKER: FileChecker | None = None
 
 
+# Collect the youngest generation every this many allocations (Python's default:
+# 700). Parsing a file allocates thousands of nodes that all stay alive until the
+# file is done, so the default runs collections that find nothing, several per
+# file; the analysis leaves no reference cycles behind.
+_GC_THRESHOLD = 10_000
+
+
+@contextlib.contextmanager
+def _collector_aside() -> Iterator[None]:
+    """Keep the garbage collector out of the way while linting in this process."""
+    threshold = gc.get_threshold()
+    gc.freeze()  # what exists now (modules, indexes) is never garbage: never traverse it
+    gc.set_threshold(_GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 def _init_worker(checker: FileChecker | None) -> None:
     global _WORKER
     _WORKER = checker
+    gc.set_threshold(_GC_THRESHOLD, *gc.get_threshold()[1:])
     # Ctrl-C is the parent's to handle: it stops handing out work and exits;
     # workers dying mid-chunk would only add tracebacks to the terminal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -311,10 +337,16 @@ def safe_check(checker: FileChecker, task: FileTask) -> FileOutcome:
 
 
 def _chunks(tasks: list[FileTask], workers: int) -> list[list[FileTask]]:
-    # Several chunks per worker balance uneven files; not too small, so that
-    # the per-task overhead (pickling, queueing) stays negligible.
-    size = max(1, min(32, math.ceil(len(tasks) / (workers * 8))))
-    return [tasks[i : i + size] for i in range(0, len(tasks), size)]
+    # Chunks shrink as the work runs out ("guided" scheduling): large ones keep
+    # the per-task overhead (pickling, queueing) negligible, small ones at the
+    # end keep the workers finishing together.
+    chunks: list[list[FileTask]] = []
+    start = 0
+    while start < len(tasks):
+        size = max(4, min(64, math.ceil((len(tasks) - start) / (workers * 4))))
+        chunks.append(tasks[start : start + size])
+        start += size
+    return chunks
 
 
 def _pool_context() -> multiprocessing.context.BaseContext | None:
@@ -338,13 +370,13 @@ class _ProcessPool:
 
     def get(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
-            gc.freeze()
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self._workers,
                 mp_context=_pool_context(),
                 initializer=_init_worker,
                 initargs=(self._checker,),
             )
+            gc.freeze()  # before the first task forks the workers
         return self._pool
 
     def close(self, *, cancel: bool = False) -> None:
@@ -359,7 +391,11 @@ PARALLEL_INDEX_THRESHOLD = 200
 
 
 class IndexScanner:
-    """``map`` for ProjectIndex.build: in worker processes when there are many files."""
+    """``map`` for ProjectIndex.build: in worker processes when there are many files.
+
+    Meanwhile this process, which would only wait, imports the linter (libcst):
+    the processes that lint are forked from it afterwards and inherit it.
+    """
 
     def __init__(self, jobs: int) -> None:
         self._jobs = jobs
@@ -371,16 +407,26 @@ class IndexScanner:
         if self._jobs <= 1 or len(files) < PARALLEL_INDEX_THRESHOLD:
             return map(scan, files)
         chunksize = max(1, math.ceil(len(files) / (self._jobs * 8)))
-        return list(self._pool.get().map(scan, files, chunksize=chunksize))
+        results = self._pool.get().map(scan, files, chunksize=chunksize)
+        _import_linter()
+        return list(results)
 
     def close(self, *, cancel: bool = False) -> None:
         self._pool.close(cancel=cancel)
 
 
+def _import_linter() -> None:
+    """Import what linting needs (libcst, the analysis) now, not in every worker."""
+    importlib.import_module("zart_lint._lint")
+
+
 def check_many(checker: FileChecker, tasks: list[FileTask], jobs: int) -> list[FileOutcome]:
     workers = min(jobs, max(1, len(tasks) // 2))
     if len(tasks) <= PARALLEL_THRESHOLD or workers <= 1:
-        return [safe_check(checker, t) for t in tasks]
+        with _collector_aside():
+            return [safe_check(checker, t) for t in tasks]
+    if _pool_context() is not None:  # forked workers inherit it
+        _import_linter()
     results: list[FileOutcome] = []
     pool = _ProcessPool(workers, checker)
     try:
@@ -449,11 +495,11 @@ def run(
 
     started = time.perf_counter()
     code = code_version() if use_cache else ""
-    indexes: dict[str | None, ProjectIndex] = {}
+    handles: dict[str | None, _IndexHandle] = {}
     scanner = IndexScanner(jobs)
     try:
         for root in dict.fromkeys(t.root for t in tasks):
-            indexes[root] = _project_index(
+            handles[root] = _project_index(
                 root, options, settings, code if use_cache else None, stats, scanner
             )
             stats.roots.append(root or "(no project root)")
@@ -463,15 +509,17 @@ def run(
     scanner.close()
     stats.index_seconds = time.perf_counter() - started
 
+    # The indexes themselves are filled in below, for the files the cache cannot answer.
+    indexes: dict[str | None, ProjectIndex] = {}
     checker = FileChecker(settings, indexes, options, known, mode)
     caches: dict[str | None, Cache] = {}
     if use_cache and any(t.stdin is None for t in tasks):  # stdin text is never cached
-        for root, index in indexes.items():
+        for root, handle in handles.items():
             key = Cache.make_key(
                 version=__version__,
                 code=code,
                 options=dataclasses.asdict(options),
-                index=index.fingerprint(),
+                index=handle.fingerprint(),
             )
             cache = Cache(settings.cache_dir, Path(root) if root else None, key)
             cache.load()
@@ -487,6 +535,8 @@ def run(
             todo.append(task)
         else:
             outcomes.append(outcome)
+    for root in dict.fromkeys(t.root for t in todo):
+        indexes[root] = handles[root].get()
     outcomes.extend(check_many(checker, todo, jobs))
     stats.lint_seconds = time.perf_counter() - started
 
@@ -505,6 +555,39 @@ def run(
     return RunResult(outcomes, stats)
 
 
+class _IndexHandle:
+    """A root's index, or how to get it: a run that the cache answers entirely only
+    needs the index's fingerprint (unpickling a big index costs more than the
+    rest of such a run)."""
+
+    def __init__(
+        self,
+        index: ProjectIndex | None,
+        fingerprint: str | None = None,
+        load: Callable[[], object] | None = None,
+        build: Callable[[], ProjectIndex] | None = None,
+    ) -> None:
+        self._index = index
+        self._fingerprint = fingerprint
+        self._load = load
+        self._build = build
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = self.get().fingerprint()
+        return self._fingerprint
+
+    def get(self) -> ProjectIndex:
+        if self._index is None:
+            loaded = self._load() if self._load is not None else None
+            if isinstance(loaded, ProjectIndex):
+                self._index = loaded
+            else:  # damaged after all: build it again (from the same files)
+                assert self._build is not None
+                self._index = self._build()
+        return self._index
+
+
 def _project_index(
     root: str | None,
     options: RuleOptions,
@@ -512,31 +595,37 @@ def _project_index(
     code: str | None,
     stats: RunStats,
     scanner: IndexScanner | None = None,
-) -> ProjectIndex:
+) -> _IndexHandle:
     """Build the root's index, or reuse the cached one if no Python file under it changed."""
     if root is None:
-        return ProjectIndex.build(None, options)
+        return _IndexHandle(ProjectIndex.build(None, options))
     # The files the index builder reads: the cache is only valid while none of
     # them changed. Without that function (another core) the index is rebuilt.
     python_files = getattr(_index, "_python_files", None)
     if code is None or python_files is None:
-        return ProjectIndex.build(Path(root), options, scanner)
+        return _IndexHandle(ProjectIndex.build(Path(root), options, scanner))
     key = Cache.make_key(
         version=__version__, code=code, options=dataclasses.asdict(options), python=sys.version
     )
     cache = IndexCache(settings.cache_dir, Path(root), key)
-    signature = cache.signature(sorted(python_files(Path(root))))
+    files = sorted(python_files(Path(root)))
+    signature = cache.signature(files)
+
+    def build(scanner: IndexScanner | None = None) -> ProjectIndex:
+        index = ProjectIndex.build(Path(root), options, scanner, files=files)
+        if signature is not None and signature[1]:  # files too fresh to trust: not saved
+            problem = cache.save(signature[0], index, index.fingerprint())
+            if problem:
+                stats.notes.append(problem)
+        return index
+
     if signature is not None:
-        loaded = cache.load(signature[0])
-        if isinstance(loaded, ProjectIndex):
+        found = cache.load_lazily(signature[0])
+        if found is not None:
             stats.index_cached += 1
-            return loaded
-    index = ProjectIndex.build(Path(root), options, scanner)
-    if signature is not None and signature[1]:  # files too fresh to trust their mtimes: skip
-        problem = cache.save(signature[0], index)
-        if problem:
-            stats.notes.append(problem)
-    return index
+            fingerprint, load = found
+            return _IndexHandle(None, fingerprint, load, build)
+    return _IndexHandle(build(scanner))
 
 
 def _from_cache(
@@ -547,6 +636,7 @@ def _from_cache(
     except OSError:
         return None  # let the checker report it
     entry = cache.get(task.path, st)
+    changed = False  # whether the cache should store the entry again
     if entry is None and cache.has(task.path):
         # Timestamps differ (touched, checked out again): the hash decides.
         try:
@@ -557,6 +647,7 @@ def _from_cache(
         entry = cache.get(task.path, None, digest(data))
         if entry is not None:
             entry.stat = st
+            changed = True
     if entry is None:
         return None
     text_cache: list[str] = []
@@ -573,6 +664,7 @@ def _from_cache(
     if entry.suppressions is None and checker.needs_suppressions(entry.findings):
         text = get_text()
         entry.suppressions = parse_suppressions(text) if might_have_suppressions(text) else []
+        changed = True
     findings, suppressed = checker.report(
         task, entry.findings, entry.suppressions, lambda: _lines(get_text())
     )
@@ -581,7 +673,9 @@ def _from_cache(
     return FileOutcome(
         task=task,
         findings=findings,
-        entry=entry,
+        # An entry found as it was stored is not written again: a run that
+        # changes nothing leaves the cache file alone.
+        entry=entry if changed else None,
         source=text_cache[0] if text_cache else None,
         cached=True,
         suppressed=suppressed,

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from zart_lint._context import RuleContext
-from zart_lint._report import Report
 from zart_lint.rules import (
     zrt000_syntax_error,
     zrt001_constant_name_in_loop,
@@ -37,7 +36,11 @@ RULE_MODULES: tuple[ModuleType, ...] = (
     zrt008_step_in_step,
 )
 
-Check = Callable[[RuleContext], Iterator[Report]]
+if TYPE_CHECKING:  # the analysis (and libcst) is imported when a check first runs
+    from zart_lint._context import RuleContext
+    from zart_lint._report import Report
+
+Check = Callable[["RuleContext"], Iterator["Report"]]
 
 CHECKS: tuple[Check, ...] = (
     zrt001_constant_name_in_loop.check,

@@ -16,8 +16,6 @@ import re
 import warnings
 from pathlib import Path
 
-import libcst as cst
-
 from zart_lint._finding import Finding
 
 CODE = "ZRT000"
@@ -86,6 +84,8 @@ def finding(source: str, path: Path, error: Exception) -> Finding:
 
 
 def _libcst_error(error: Exception) -> tuple[int, int, str]:
+    import libcst as cst
+
     if isinstance(error, RecursionError):
         return 1, 1, "nested too deeply for libcst to parse"
     if not isinstance(error, cst.ParserSyntaxError):

@@ -22,9 +22,12 @@ to the loop when it has no index).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from zart_lint._context import RuleContext
 from zart_lint._report import Report
+
+if TYPE_CHECKING:
+    from zart_lint._context import RuleContext
 
 CODE = "ZRT001"
 NAME = "step-in-loop-constant-name"

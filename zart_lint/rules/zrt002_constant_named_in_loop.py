@@ -18,11 +18,12 @@ loops (adding ``enumerate`` when the loop has no index).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import libcst as cst
-
-from zart_lint._context import RuleContext
 from zart_lint._report import Report
+
+if TYPE_CHECKING:
+    from zart_lint._context import RuleContext
 
 CODE = "ZRT002"
 NAME = "named-in-loop-constant-argument"
@@ -105,6 +106,8 @@ async def approvals(requests: list[str]) -> None:
 
 
 def check(ctx: RuleContext) -> Iterator[Report]:
+    import libcst as cst
+
     for invocation in ctx.analysis.invocations():
         verdict = ctx.naming.loop_verdict(invocation)
         if verdict is None or verdict.code != CODE or verdict.expression is None:

@@ -25,12 +25,16 @@ an item's id), or name the call after the loop indices:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import libcst as cst
-
-from zart_lint._analysis import Analysis, Invocation, template_of
-from zart_lint._context import RuleContext
 from zart_lint._report import Report
+from zart_lint._templates import parse_template
+
+if TYPE_CHECKING:
+    import libcst as cst
+
+    from zart_lint._analysis import Analysis, Invocation
+    from zart_lint._context import RuleContext
 
 CODE = "ZRT003"
 NAME = "step-name-invariant-in-loop"
@@ -151,7 +155,12 @@ def check(ctx: RuleContext) -> Iterator[Report]:
         innermost = invocation.site.loop or verdict.loop
         example = f'f"{_base(invocation)}{ctx.index_suffix(innermost)}"'
         if verdict.bound is not None:
-            template = template_of(invocation.step) if invocation.step is not None else None
+            step = invocation.step
+            template = (
+                parse_template(step.template)
+                if step is not None and step.template is not None
+                else None
+            )
             fields = template.fields if template is not None else ()
             unique = list(dict.fromkeys(fields))
             bindings = ", ".join(
@@ -176,6 +185,8 @@ def check(ctx: RuleContext) -> Iterator[Report]:
 
 
 def _bound_text(analysis: Analysis, argument: cst.BaseExpression | object) -> str:
+    import libcst as cst
+
     if isinstance(argument, cst.BaseExpression):
         return _short(analysis.code(argument))
     return "its default"

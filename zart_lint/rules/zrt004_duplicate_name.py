@@ -20,11 +20,14 @@ template the step name on a parameter that differs between the calls.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from zart_lint._analysis import Invocation
-from zart_lint._context import RuleContext
-from zart_lint._model import Branch
 from zart_lint._report import RELATED_LINE, Report
+
+if TYPE_CHECKING:
+    from zart_lint._analysis import Invocation
+    from zart_lint._context import RuleContext
+    from zart_lint._model import Branch
 
 CODE = "ZRT004"
 NAME = "duplicate-step-name"

@@ -15,13 +15,13 @@ Fix: name an existing parameter in each field, and double literal braces
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import libcst as cst
-
-from zart_lint._analysis import template_argument
-from zart_lint._context import RuleContext
 from zart_lint._report import Report
 from zart_lint._templates import parse_template
+
+if TYPE_CHECKING:
+    from zart_lint._context import RuleContext
 
 CODE = "ZRT005"
 NAME = "bad-step-template"
@@ -87,6 +87,10 @@ async def unnamed() -> None: ...
 
 
 def check(ctx: RuleContext) -> Iterator[Report]:
+    import libcst as cst
+
+    from zart_lint._analysis import template_argument
+
     analysis = ctx.analysis
     for scope in analysis.model.scopes:
         node = scope.node

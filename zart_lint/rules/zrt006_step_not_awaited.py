@@ -15,9 +15,12 @@ Fix: ``await send_notification(user)``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from zart_lint._context import RuleContext
 from zart_lint._report import Report
+
+if TYPE_CHECKING:
+    from zart_lint._context import RuleContext
 
 CODE = "ZRT006"
 NAME = "step-call-not-awaited"

@@ -19,9 +19,12 @@ Fix: read the clock with ``await zart.now("name")``, wrap other values with
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from zart_lint._context import RuleContext
 from zart_lint._report import Report
+
+if TYPE_CHECKING:
+    from zart_lint._context import RuleContext
 
 CODE = "ZRT007"
 NAME = "nondeterminism-in-durable"

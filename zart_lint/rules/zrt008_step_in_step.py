@@ -13,9 +13,12 @@ the inner step into a plain function called by the outer one.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from zart_lint._context import RuleContext
 from zart_lint._report import Report
+
+if TYPE_CHECKING:
+    from zart_lint._context import RuleContext
 
 CODE = "ZRT008"
 NAME = "step-in-step"
