@@ -29,12 +29,9 @@ import argparse
 import asyncio
 import json
 import os
-import queue
 import random
 import signal
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -47,6 +44,8 @@ import sqlalchemy as sa
 
 import zart
 from zart import EventTimeoutError, durable, step
+
+from childproc import ChildProcess
 
 ORDERS_TABLE = "prim_orders"
 
@@ -353,94 +352,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------------- parent side
 
 
-class Child:
+class Child(ChildProcess):
     """A running ``python -m primitives_app ...``; its stdout lines are collected as they come."""
 
     def __init__(self, env: Mapping[str, str], args: Sequence[str], stderr_path: Path) -> None:
-        self.args = list(args)
-        self.stderr_path = stderr_path
-        self._stderr = open(stderr_path, "w")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "primitives_app", *args],
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-        )
-        self.pid = self.proc.pid
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def expect(self, prefix: str, timeout: float = 20.0) -> str:
-        """Wait for the next stdout line starting with ``prefix``; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                line = self._queue.get(timeout=max(left, 0.001))
-            except queue.Empty:
-                self.kill()
-                raise AssertionError(f"{self}: no {prefix!r} line within {timeout}s") from None
-            if line is None:
-                self._queue.put(None)
-                raise AssertionError(
-                    f"{self}: exited without a {prefix!r} line; lines: {self.lines}\n"
-                    f"{self.stderr()}"
-                )
-            self.lines.append(line)
-            if line.startswith(prefix):
-                return line
-
-    def wait(self, timeout: float = 30.0) -> int:
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(
-                f"{self} did not finish within {timeout}s; lines: {self.lines}\n{self.stderr()}"
-            ) from None
-        self._reader.join(10)
-        while True:
-            try:
-                line = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if line is not None:
-                self.lines.append(line)
-        self._stderr.close()
-        return rc
+        super().__init__(env, args, stderr_path=stderr_path, module="primitives_app")
 
     def finish(self, timeout: float = 30.0) -> Child:
         """Wait for a normal exit (asserting it) and return self."""
         rc = self.wait(timeout)
         assert rc == 0, f"{self} exited with {rc}; lines: {self.lines}\n{self.stderr()}"
         return self
-
-    def kill(self) -> None:
-        """SIGKILL the child (if it still runs) and reap it."""
-        if self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self._stderr.close()
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    def field(self, prefix: str) -> str | None:
-        """The rest of the first stdout line starting with ``prefix + ' '``."""
-        for line in self.lines:
-            if line.startswith(prefix + " "):
-                return line[len(prefix) + 1 :]
-        return None
 
     @property
     def ready(self) -> float:
@@ -465,9 +387,6 @@ class Child:
             if parts[0] == "RAN" and parts[1] == name:
                 return float(parts[2])
         raise AssertionError(f"{self}: step {name} did not run here; lines: {self.lines}")
-
-    def __repr__(self) -> str:
-        return f"<child {self.pid}: {' '.join(self.args)}>"
 
 
 def spawn(
