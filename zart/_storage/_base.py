@@ -19,7 +19,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
-    bindparam,
     case,
     delete,
     func,
@@ -497,12 +496,6 @@ class SqlStorage:
         """``save_step`` inside the caller's transaction (see ``transaction``)."""
         return bool(conn.execute(self._save_step_sql, record.as_params(token)).rowcount)
 
-    def delete_steps(self, execution_id: str, names: Iterable[str]) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                delete(_S).where(_S.c.execution_id == execution_id, _S.c.step_name.in_(list(names)))
-            )
-
     # ------------------------------------------------------------------ events
 
     def add_event(self, execution_id: str, name: str, payload: str | None) -> ExecutionRecord:
@@ -815,6 +808,3 @@ class _NotFound(LookupError):
 
 class _LeaseGone(Exception):
     """The caller's lease is gone; it must stop (the engine turns this into LeaseLostError)."""
-
-
-__all__ = ["SqlStorage", "bindparam"]

@@ -435,11 +435,6 @@ class PostgresStorage(SqlStorage):
             with suppress(psycopg.Error):  # a broken connection: the caller drops it
                 raw.autocommit = False
 
-    def delete_steps(self, execution_id: str, names: Iterable[str]) -> None:
-        names = list(names)
-        base = super().delete_steps
-        self._retrying("delete_steps", lambda _a: base(execution_id, names))
-
     def add_event(self, execution_id: str, name: str, payload: str | None) -> ExecutionRecord:
         base = super().add_event
 
