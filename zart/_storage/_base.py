@@ -73,7 +73,8 @@ class SqlStorage:
     # while the caller still holds the execution's lease and the execution is
     # running, so a paused worker whose lease was taken over, or a cancelled
     # execution, cannot record results.
-    SAVE_STEP_SQL = """
+    # {row_lock} lets a backend lock the execution row it checks (PostgreSQL: FOR SHARE).
+    SAVE_STEP_TEMPLATE = """
         INSERT INTO zart_steps (execution_id, step_name, seq, kind, status, fingerprint,
                                 output, error, attempts, started_at, finished_at)
         SELECT CAST(:execution_id AS VARCHAR(255)), CAST(:step_name AS VARCHAR(512)),
@@ -82,13 +83,17 @@ class SqlStorage:
                CAST(:attempts AS INTEGER), CAST(:started_at AS DOUBLE PRECISION),
                CAST(:finished_at AS DOUBLE PRECISION)
         WHERE EXISTS (SELECT 1 FROM zart_executions
-                      WHERE id = :execution_id AND lease_owner = :token AND status = 'running')
+                      WHERE id = CAST(:execution_id AS VARCHAR(255))
+                        AND lease_owner = CAST(:token AS VARCHAR(255))
+                        AND status = 'running'
+                      {row_lock})
         ON CONFLICT (execution_id, step_name) DO UPDATE SET
             seq = excluded.seq, kind = excluded.kind, status = excluded.status,
             fingerprint = excluded.fingerprint, output = excluded.output,
             error = excluded.error, attempts = excluded.attempts,
             started_at = excluded.started_at, finished_at = excluded.finished_at
     """
+    SAVE_STEP_SQL = SAVE_STEP_TEMPLATE.format(row_lock="")
 
     def _conn(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)

@@ -105,25 +105,7 @@ class PostgresStorage(SqlStorage):
     # and the new owner would not see (and would re-run) the step. With it, a claim
     # waits for the checkpoint's transaction (or skips the row), and a checkpoint
     # issued after a takeover re-checks the new row version and writes nothing.
-    SAVE_STEP_SQL = """
-        INSERT INTO zart_steps (execution_id, step_name, seq, kind, status, fingerprint,
-                                output, error, attempts, started_at, finished_at)
-        SELECT CAST(:execution_id AS VARCHAR(255)), CAST(:step_name AS VARCHAR(512)),
-               CAST(:seq AS INTEGER), CAST(:kind AS VARCHAR(16)), CAST(:status AS VARCHAR(16)),
-               CAST(:fingerprint AS VARCHAR(64)), CAST(:output AS TEXT), CAST(:error AS TEXT),
-               CAST(:attempts AS INTEGER), CAST(:started_at AS DOUBLE PRECISION),
-               CAST(:finished_at AS DOUBLE PRECISION)
-        WHERE EXISTS (SELECT 1 FROM zart_executions
-                      WHERE id = CAST(:execution_id AS VARCHAR(255))
-                        AND lease_owner = CAST(:token AS VARCHAR(255))
-                        AND status = 'running'
-                      FOR SHARE)
-        ON CONFLICT (execution_id, step_name) DO UPDATE SET
-            seq = excluded.seq, kind = excluded.kind, status = excluded.status,
-            fingerprint = excluded.fingerprint, output = excluded.output,
-            error = excluded.error, attempts = excluded.attempts,
-            started_at = excluded.started_at, finished_at = excluded.finished_at
-    """
+    SAVE_STEP_SQL = SqlStorage.SAVE_STEP_TEMPLATE.format(row_lock="FOR SHARE")
 
     def __init__(
         self,
