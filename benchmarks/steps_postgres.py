@@ -176,16 +176,14 @@ class ZartLoop:
 
     def __init__(self, url: str) -> None:
         self.app = zart.Zart(url)
-        self.app.storage.ensure_schema()  # the engine is up: nothing below pays for it
+        self.app.ops_store.ensure_schema()  # the engine is up: nothing below pays for it
 
     def run(self, n: int, execution_id: str) -> float:
-        from zart._worker import Worker
-
-        worker = Worker(
-            self.app, concurrency=1, durable_names=[loop_steps.name], poll_interval=0.01
+        worker = self.app.worker(
+            concurrency=1, durable_names=[loop_steps.name], poll_interval=0.01
         )
         started = time.perf_counter()
-        self.app._create(loop_steps, (n,), {}, execution_id)
+        self.app.submit(loop_steps, n, execution_id=execution_id)
         asyncio.run(worker.run_async(until_idle=True))
         elapsed = time.perf_counter() - started
         result = self.app.result(execution_id)
@@ -358,10 +356,10 @@ def stop_workers(procs: list[Any]) -> None:
 
 def measure_executions(url: str, workers: int, executions: int, concurrency: int) -> float:
     """Seconds from inserting ``executions`` pending executions to the last one completed."""
-    from zart._storage import _schema
+    from zart._store import _schema
 
     app = zart.Zart(url)
-    app.storage.ensure_schema()
+    app.ops_store.ensure_schema()
     batch = uuid.uuid4().hex[:8]
     now = time.time()
     input_json = short_job.args_codec.dumps((SHORT_STEPS,), {})
@@ -382,7 +380,7 @@ def measure_executions(url: str, workers: int, executions: int, concurrency: int
         try:
             with psycopg.connect(libpq(url), autocommit=True) as watch:
                 started = time.perf_counter()
-                with app.storage.engine.begin() as conn:
+                with app.ops_store.db.engine.begin() as conn:
                     conn.execute(sqlalchemy.insert(_schema.executions), rows)
                 while True:
                     row = watch.execute(

@@ -143,7 +143,7 @@ def time_zart(app: zart.Zart, fn: Any, n: int, execution_id: str) -> float:
 
 def zart_pragmas(app: zart.Zart) -> tuple[str, str]:
     """(journal_mode, synchronous) of a connection zart opened."""
-    with app.storage.engine.connect() as conn:
+    with app.ops_store.db.engine.connect() as conn:
         journal = str(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
         sync = int(conn.exec_driver_sql("PRAGMA synchronous").scalar() or 0)
     return journal.lower(), SYNCHRONOUS_NAMES.get(sync, str(sync))
@@ -383,7 +383,7 @@ class ResumeRun:
 
 def time_resume(app: zart.Zart, n: int, execution_id: str) -> ResumeRun:
     runs_before = _step_runs
-    with StatementCounter(app.storage.engine) as counter:
+    with StatementCounter(app.ops_store.db.engine) as counter:
         elapsed = time_zart(app, loop_resume, n, execution_id)
     status = app.status(execution_id)
     if status.status != "completed":
@@ -480,7 +480,7 @@ def run(args: argparse.Namespace, directory: Path) -> None:
     with contextlib.ExitStack() as cleanup:
         app = zart.Zart(f"sqlite:///{directory / 'zart.db'}")
         cleanup.callback(app.close)
-        app.storage.ensure_schema()  # the engine is up: nothing below pays for migrations
+        app.ops_store.ensure_schema()  # the engine is up: nothing below pays for migrations
         _, synchronous = zart_pragmas(app)
         bare = BareLoop(directory / "bare.db", synchronous)
         cleanup.callback(bare.close)

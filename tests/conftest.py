@@ -25,7 +25,7 @@ BACKENDS = ["sqlite", "postgres"]
 
 def _pg_available_backend() -> bool:
     try:
-        import zart._storage._postgres  # noqa: F401
+        import zart._store._postgres  # noqa: F401
     except ImportError:
         return False
     return True
@@ -71,7 +71,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'zart.db'}"
         return
     if not _pg_available_backend():
-        pytest.fail("the PostgreSQL backend (zart._storage._postgres) is missing", pytrace=False)
+        pytest.fail("the PostgreSQL backend (zart._store._postgres) is missing", pytrace=False)
     url: str = request.getfixturevalue("pg_database")
     _reset_pg(url)
     yield url

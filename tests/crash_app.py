@@ -22,7 +22,7 @@ returns a typed ``Part``; the execution returns a typed ``Summary``.
 ``finish``          every step committed; the UPDATE storing the result is about to run
 ==================  =====================================================================
 
-The database-level points hook the driver connections of ``app.storage.engine``, so
+The database-level points hook the driver connections of ``app.ops_store.db.engine``, so
 they see every statement whether zart sends it through SQLAlchemy or straight to the
 driver. SQLite: the sqlite3 trace callback, and the sqlite3 commit hook (runs inside
 the commit, after the transaction's writes and before they are committed). PostgreSQL:
@@ -252,7 +252,7 @@ def _hook_postgres(app: zart.Zart, engine: Any) -> None:
 
     event.listen(engine, "connect", on_connect)
     if _plan.point == "commit":
-        app.storage.ensure_schema()
+        app.ops_store.ensure_schema()
         with engine.begin() as conn:
             for ddl in _PG_HOLD_DDL:
                 conn.exec_driver_sql(ddl)
@@ -266,7 +266,7 @@ def install_crash_plan(app: zart.Zart, spec: str | None) -> None:
         raise SystemExit(f"crash_app: unknown CRASH_AT point {point!r} (one of {POINTS})")
     _plan.point, _plan.target = point, target or None
     if point in ("claim", "insert", "commit", "finish"):
-        engine = app.storage.engine  # created, not yet connected: hooks see every connection
+        engine = app.ops_store.db.engine  # created, not yet connected: hooks see every connection
         if engine.dialect.name == "sqlite":
             _hook_sqlite(engine)
         else:
@@ -330,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = Job(tag=args.id, n=args.n, seed=args.seed, delay=args.delay)
         # Import the driver, connect, check the schema: READY marks the moment `run` is
         # called, with process start-up behind it.
-        app.storage.ensure_schema()
+        app.ops_store.ensure_schema()
         if args.wait_go:
             print("WAITING", flush=True)
             sys.stdin.readline()

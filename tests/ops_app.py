@@ -98,6 +98,19 @@ def reset_ops_tables(db_url: str) -> None:
     engine.dispose()
 
 
+@contextlib.contextmanager
+def ops_engine(db_url: str) -> Iterator[zart.Zart]:
+    """A fresh engine for one operations test: ops tables reset, no step set to fail."""
+    reset_ops_tables(db_url)
+    FAILING.clear()
+    app = zart.Zart(db_url, lease_seconds=5)
+    try:
+        yield app
+    finally:
+        app.close()
+        FAILING.clear()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -307,7 +307,7 @@ async def _work_until_done(app: zart.Zart, concurrency: int) -> int:
     task = asyncio.ensure_future(worker.run_async())
     while not task.done():
         await asyncio.sleep(0.05)
-        if app.storage.active_count() == 0:
+        if app.ops_store.active_count() == 0:
             worker.stop()
     return await task
 
@@ -326,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = zart.Zart(lease_seconds=float(os.environ.get("LEASE_SECONDS", "2")))
     try:
         if args.command == "worker":
-            app.storage.ensure_schema()
+            app.ops_store.ensure_schema()
             print(f"READY {time.time():.6f}", flush=True)
             done = asyncio.run(_work_until_done(app, args.concurrency))
             print(f"WORKER-DONE {done}", flush=True)

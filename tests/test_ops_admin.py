@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import zart
 from zart import ExecutionNotFoundError, TaskError
-from zart._ops.admin import ConflictError, InvalidInputError
+from zart._engine._admin import ConflictError, InvalidInputError
 from zart.cli import main
 
 import ops_app
@@ -115,7 +115,7 @@ def test_restart_new_id_keeps_the_original(engine: zart.Zart) -> None:
 
 
 def test_restart_and_rerun_refuse_active_executions(engine: zart.Zart) -> None:
-    engine._create(ops_app.approval, ("po",), {}, "w1")  # pending: a worker would run it
+    engine.submit(ops_app.approval, "po", execution_id="w1")  # pending: a worker would run it
     with pytest.raises(ConflictError, match="it is pending"):
         engine.restart("w1")
     with pytest.raises(ConflictError, match="it is pending"):

@@ -8,6 +8,8 @@ type, enum, required, properties, items).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -23,21 +25,20 @@ import zart
 from zart._ops.api import OPEN_PATHS, create_app
 
 import ops_app
-from ops_app import free_port, reset_ops_tables, running_server
+from ops_app import free_port, ops_engine, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+E = "/api/executions"
+RS, RF = E + "/{id}/restart", E + "/{id}/rerun-from"
+RERUN_STEP = {"json": {"step": "ops-shout-c-rerun"}}
 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[zart.Zart]:
-    reset_ops_tables(db_url)
-    ops_app.FAILING.clear()
-    app = zart.Zart(db_url, lease_seconds=5)
-    yield app
-    app.close()
-    ops_app.FAILING.clear()
+    with ops_engine(db_url) as app:
+        yield app
 
 
 def wait_done(client: httpx.Client, eid: str, timeout: float = 15) -> dict[str, Any]:
@@ -48,116 +49,112 @@ def wait_done(client: httpx.Client, eid: str, timeout: float = 15) -> dict[str, 
     return body
 
 
+def _start_and_inspect(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+    assert "ops-greet" in client.get("/api/durables").json()["items"]
+
+    r = client.post("/api/executions", json={"durable": "ops-greet", "input": "ana", "id": "g1"})
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == "g1" and r.json()["status"] in ("pending", "running", "completed")
+    done = wait_done(client, "g1")
+    assert done["status"] == "completed" and done["result"] == "hello ANA"
+    assert done["input"] == {"args": ["ana"], "kwargs": {}}
+
+    # Idempotent start: the same id returns the same execution (200, not 201).
+    again = client.post(
+        "/api/executions", json={"durable": "ops-greet", "input": "bob", "id": "g1"}
+    )
+    assert again.status_code == 200 and again.json()["result"] == "hello ANA"
+    # ... but the id of another durable is a conflict.
+    clash = client.post("/api/executions", json={"durable": "ops-slow", "input": 1, "id": "g1"})
+    assert clash.status_code == 409 and clash.json()["error"] == "conflict"
+    assert "ops-greet" in clash.json()["message"]
+
+    steps = client.get("/api/executions/g1/steps").json()["items"]
+    assert [(s["name"], s["status"]) for s in steps] == [("ops-shout-ana", "completed")]
+    assert client.get("/api/executions/g1").json()["durable_name"] == "ops-greet"
+
+
+def _list_filter_paginate(client: httpx.Client) -> None:
+    # Keyword input, no id (a fresh uuid), then list/filter/paginate.
+    for name in ("b", "c", "d"):
+        r = client.post("/api/executions", json={"durable": "ops-greet", "input": {"name": name}})
+        assert r.status_code == 201, r.text
+        wait_done(client, r.json()["id"])
+    page = client.get("/api/executions", params={"limit": 2}).json()
+    assert len(page["items"]) == 2 and page["next_offset"] == 2
+    rest = client.get("/api/executions", params={"limit": 2, "offset": 2}).json()
+    assert len(rest["items"]) == 2 and rest["next_offset"] is None
+    ids = {i["id"] for i in page["items"]} | {i["id"] for i in rest["items"]}
+    assert len(ids) == 4 and "g1" in ids
+    assert client.get("/api/executions", params={"status": "failed"}).json()["items"] == []
+    by_name = client.get("/api/executions", params={"name": "ops-greet", "limit": 10}).json()
+    assert len(by_name["items"]) == 4
+    assert client.get("/api/executions", params={"name": "nope"}).json()["items"] == []
+    counts = client.get("/api/counts").json()
+    assert counts["counts"]["completed"] == 4 and counts["total"] == 4
+
+
+def _events_cancel_and_bounded_wait(client: httpx.Client) -> None:
+    client.post("/api/executions", json={"durable": "ops-approval", "input": "po-1", "id": "a1"})
+    r = client.post(
+        "/api/executions/a1/events", json={"name": "ops-decision", "payload": {"verdict": "yes"}}
+    )
+    assert r.status_code == 202
+    assert wait_done(client, "a1")["result"] == "po-1: yes"
+    client.post("/api/executions", json={"durable": "ops-approval", "input": "po-2", "id": "a2"})
+    r = client.post("/api/executions/a2/cancel")
+    assert r.status_code == 200
+    assert r.json() == {"id": "a2", "cancelled": True, "status": "cancelled"}
+    assert client.post("/api/executions/a2/cancel").json()["cancelled"] is False
+
+    # Wait is bounded: a still-running execution comes back as it is.
+    client.post("/api/executions", json={"durable": "ops-slow", "input": 1.0, "id": "s1"})
+    t0 = time.monotonic()
+    r = client.get("/api/executions/s1/wait", params={"timeout": 0.3})
+    assert r.status_code == 200 and r.json()["status"] in ("pending", "running")
+    assert time.monotonic() - t0 < 2.5
+    client.post("/api/executions/s1/cancel")
+
+
+def _errors_are_json(client: httpx.Client) -> None:
+    for path in ("/api/executions/nope", "/api/executions/nope/steps", "/api/executions/nope/wait"):
+        r = client.get(path)
+        assert r.status_code == 404 and r.json()["error"] == "not_found", path
+    assert client.post("/api/executions/nope/cancel").status_code == 404
+    assert client.post("/api/executions/nope/events", json={"name": "x"}).status_code == 404
+    bad = [
+        {"durable": "no-such-durable", "input": 1},
+        {"durable": "ops-greet", "input": [1, 2, 3]},
+        {"input": "x"},
+        {"durable": "ops-greet", "input": "x", "id": 5},
+    ]
+    for body in bad:
+        r = client.post("/api/executions", json=body)
+        assert r.status_code == 422 and r.json()["error"] == "invalid_input", (body, r.text)
+    r = client.post(
+        "/api/executions", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert client.get("/api/executions", params={"status": "bogus"}).status_code == 422
+    assert client.get("/api/executions", params={"limit": "x"}).status_code == 422
+    assert client.get("/api/executions/g1/wait", params={"timeout": "999"}).status_code == 422
+    assert client.post("/api/executions/g1/events", json={"payload": 1}).status_code == 422
+    r = client.get("/no/such/route")
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
 def test_start_wait_inspect_list_and_errors(engine: zart.Zart) -> None:
     with (
         running_server(engine, worker_concurrency=4) as url,
         httpx.Client(base_url=url, timeout=30) as client,
     ):
-        assert client.get("/healthz").json() == {"status": "ok"}
-        assert client.get("/readyz").json() == {"status": "ready"}
-        assert "ops-greet" in client.get("/api/durables").json()["items"]
-
-        r = client.post(
-            "/api/executions", json={"durable": "ops-greet", "input": "ana", "id": "g1"}
-        )
-        assert r.status_code == 201, r.text
-        assert r.json()["id"] == "g1" and r.json()["status"] in ("pending", "running", "completed")
-        done = wait_done(client, "g1")
-        assert done["status"] == "completed" and done["result"] == "hello ANA"
-        assert done["input"] == {"args": ["ana"], "kwargs": {}}
-
-        # Idempotent start: the same id returns the same execution (200, not 201).
-        again = client.post(
-            "/api/executions", json={"durable": "ops-greet", "input": "bob", "id": "g1"}
-        )
-        assert again.status_code == 200 and again.json()["result"] == "hello ANA"
-        # ... but the id of another durable is a conflict.
-        clash = client.post("/api/executions", json={"durable": "ops-slow", "input": 1, "id": "g1"})
-        assert clash.status_code == 409 and clash.json()["error"] == "conflict"
-        assert "ops-greet" in clash.json()["message"]
-
-        steps = client.get("/api/executions/g1/steps").json()["items"]
-        assert [(s["name"], s["status"]) for s in steps] == [("ops-shout-ana", "completed")]
-        assert client.get("/api/executions/g1").json()["durable_name"] == "ops-greet"
-
-        # Keyword input, no id (a fresh uuid), then list/filter/paginate.
-        for name in ("b", "c", "d"):
-            r = client.post(
-                "/api/executions", json={"durable": "ops-greet", "input": {"name": name}}
-            )
-            assert r.status_code == 201, r.text
-            wait_done(client, r.json()["id"])
-        page = client.get("/api/executions", params={"limit": 2}).json()
-        assert len(page["items"]) == 2 and page["next_offset"] == 2
-        rest = client.get("/api/executions", params={"limit": 2, "offset": 2}).json()
-        assert len(rest["items"]) == 2 and rest["next_offset"] is None
-        ids = {i["id"] for i in page["items"]} | {i["id"] for i in rest["items"]}
-        assert len(ids) == 4 and "g1" in ids
-        assert client.get("/api/executions", params={"status": "failed"}).json()["items"] == []
-        by_name = client.get("/api/executions", params={"name": "ops-greet", "limit": 10}).json()
-        assert len(by_name["items"]) == 4
-        assert client.get("/api/executions", params={"name": "nope"}).json()["items"] == []
-        counts = client.get("/api/counts").json()
-        assert counts["counts"]["completed"] == 4 and counts["total"] == 4
-
-        # Events and cancel.
-        client.post(
-            "/api/executions", json={"durable": "ops-approval", "input": "po-1", "id": "a1"}
-        )
-        r = client.post(
-            "/api/executions/a1/events",
-            json={"name": "ops-decision", "payload": {"verdict": "yes"}},
-        )
-        assert r.status_code == 202
-        assert wait_done(client, "a1")["result"] == "po-1: yes"
-        client.post(
-            "/api/executions", json={"durable": "ops-approval", "input": "po-2", "id": "a2"}
-        )
-        r = client.post("/api/executions/a2/cancel")
-        assert r.status_code == 200 and r.json() == {
-            "id": "a2",
-            "cancelled": True,
-            "status": "cancelled",
-        }
-        assert client.post("/api/executions/a2/cancel").json()["cancelled"] is False
-
-        # Wait is bounded: a still-running execution comes back as it is.
-        client.post("/api/executions", json={"durable": "ops-slow", "input": 1.0, "id": "s1"})
-        t0 = time.monotonic()
-        r = client.get("/api/executions/s1/wait", params={"timeout": 0.3})
-        assert r.status_code == 200 and r.json()["status"] in ("pending", "running")
-        assert time.monotonic() - t0 < 2.5
-        client.post("/api/executions/s1/cancel")
-
+        _start_and_inspect(client)
+        _list_filter_paginate(client)
+        _events_cancel_and_bounded_wait(client)
         # Errors: JSON, with the right status.
-        for path in (
-            "/api/executions/nope",
-            "/api/executions/nope/steps",
-            "/api/executions/nope/wait",
-        ):
-            r = client.get(path)
-            assert r.status_code == 404 and r.json()["error"] == "not_found", path
-        assert client.post("/api/executions/nope/cancel").status_code == 404
-        assert client.post("/api/executions/nope/events", json={"name": "x"}).status_code == 404
-        bad = [
-            {"durable": "no-such-durable", "input": 1},
-            {"durable": "ops-greet", "input": [1, 2, 3]},
-            {"input": "x"},
-            {"durable": "ops-greet", "input": "x", "id": 5},
-        ]
-        for body in bad:
-            r = client.post("/api/executions", json=body)
-            assert r.status_code == 422 and r.json()["error"] == "invalid_input", (body, r.text)
-        r = client.post(
-            "/api/executions", content=b"{not json", headers={"content-type": "application/json"}
-        )
-        assert r.status_code == 422
-        assert client.get("/api/executions", params={"status": "bogus"}).status_code == 422
-        assert client.get("/api/executions", params={"limit": "x"}).status_code == 422
-        assert client.get("/api/executions/g1/wait", params={"timeout": "999"}).status_code == 422
-        assert client.post("/api/executions/g1/events", json={"payload": 1}).status_code == 422
-        r = client.get("/no/such/route")
-        assert r.status_code == 404 and r.json()["error"] == "not_found"
+        _errors_are_json(client)
 
 
 def test_child_execution_ids_with_slashes_route(engine: zart.Zart) -> None:
@@ -245,78 +242,176 @@ def test_openapi_documents_every_route() -> None:
     assert served == documented
 
 
+# ---------------------------------------------------------------------- handlers alone
+
+
+def test_a_handler_is_a_plain_function_of_state_and_request(sqlite_url: str) -> None:
+    """No server and no routing: build the state, build a request, await the handler."""
+    from starlette.requests import Request
+
+    from zart._ops.api import ApiState
+    from zart._ops.api._executions import get_execution
+
+    app = zart.Zart(sqlite_url)
+    try:
+        app.submit(ops_app.greet, "solo", execution_id="solo-1")
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/api/executions/solo-1",
+            "query_string": b"",
+            "headers": [],
+            "path_params": {"id": "solo-1"},
+        }
+        response = asyncio.run(get_execution(ApiState(app), Request(scope)))
+        assert response.status_code == 200
+        body = json.loads(response.body)
+        assert body["id"] == "solo-1" and body["status"] == "pending"
+        assert body["input"] == {"args": ["solo"], "kwargs": {}} and body["result"] is None
+    finally:
+        app.close()
+
+
+def test_minimal_app_with_its_own_registry_and_a_conflicting_id(sqlite_url: str) -> None:
+    """``app_for(ApiState(...))`` served in memory (httpx's ASGI transport): the durables
+    the API knows are part of its state, and starting an id of another durable is a 409."""
+    from zart import UnknownDurableError
+    from zart._ops.api import ApiState, app_for
+
+    known: dict[str, zart.DurableFunction[Any, Any]] = {
+        "ops-greet": ops_app.greet,
+        "ops-slow": ops_app.slow,
+    }
+
+    def lookup(name: str) -> zart.DurableFunction[Any, Any]:
+        if name not in known:
+            raise UnknownDurableError(f"unknown durable {name!r}")
+        return known[name]
+
+    async def scenario(state: ApiState) -> None:
+        transport = httpx.ASGITransport(app=app_for(state))
+        async with httpx.AsyncClient(transport=transport, base_url="http://zart") as client:
+            assert (await client.get(E)).status_code == 401
+            client.headers.update(AUTH)
+            assert (await client.get("/api/durables")).json() == {"items": sorted(known)}
+            unknown = await client.post(E, json={"durable": "ops-approval", "input": "x"})
+            assert unknown.status_code == 422
+            mine = await client.post(E, json={"durable": "ops-greet", "input": "x", "id": "mine"})
+            assert mine.status_code == 201, mine.text
+            clash = await client.post(E, json={"durable": "ops-slow", "input": 1, "id": "mine"})
+            assert clash.status_code == 409 and clash.json()["error"] == "conflict"
+            assert "'ops-greet'" in clash.json()["message"]
+            assert "another id" in clash.json()["message"]
+            stored = (await client.get(E + "/mine")).json()
+            assert stored["durable_name"] == "ops-greet"
+            assert stored["input"] == {"args": ["x"], "kwargs": {}}
+
+    app = zart.Zart(sqlite_url)
+    try:
+        state = ApiState(app, token=TOKEN, lookup=lookup, durable_names=lambda: sorted(known))
+        asyncio.run(scenario(state))
+    finally:
+        app.close()
+
+
+# (method, documented path, status, real path, request options); reads first.
+CONTRACT_RECIPES: list[tuple[str, str, str, str, dict[str, Any]]] = [
+    ("get", "/healthz", "200", "/healthz", {}),
+    ("get", "/readyz", "200", "/readyz", {}),
+    ("get", "/openapi.json", "200", "/openapi.json", {}),
+    ("get", "/metrics", "200", "/metrics", {}),
+    ("get", "/api/durables", "200", "/api/durables", {}),
+    ("get", "/api/counts", "200", "/api/counts", {}),
+    ("get", E, "200", E, {"params": {"status": "completed", "limit": 2}}),
+    ("get", E, "422", E, {"params": {"offset": -1}}),
+    ("get", E + "/{id}", "200", E + "/c-fail", {}),
+    ("get", E + "/{id}", "404", E + "/nope", {}),
+    ("get", E + "/{id}/steps", "200", E + "/c-fail/steps", {}),
+    ("get", E + "/{id}/steps", "404", E + "/nope/steps", {}),
+    ("get", E + "/{id}/wait", "200", E + "/c-done/wait", {"params": {"timeout": 1}}),
+    ("get", E + "/{id}/wait", "404", E + "/nope/wait", {}),
+    ("get", E + "/{id}/wait", "422", E + "/c-done/wait", {"params": {"timeout": "x"}}),
+    ("post", E, "201", E, {"json": {"durable": "ops-greet", "input": "n", "id": "c-new"}}),
+    ("post", E, "200", E, {"json": {"durable": "ops-greet", "input": "n", "id": "c-new"}}),
+    ("post", E, "409", E, {"json": {"durable": "ops-slow", "input": 1, "id": "c-new"}}),
+    ("post", E, "422", E, {"json": {"durable": "ops-greet", "input": [1, 2]}}),
+    ("post", E + "/{id}/events", "202", E + "/c-wait/events", {"json": {"name": "other"}}),
+    ("post", E + "/{id}/events", "404", E + "/nope/events", {"json": {"name": "x"}}),
+    ("post", E + "/{id}/events", "422", E + "/c-wait/events", {"json": {"name": ""}}),
+    ("post", E + "/{id}/cancel", "200", E + "/c-cancel/cancel", {}),
+    ("post", E + "/{id}/cancel", "404", E + "/nope/cancel", {}),
+    ("post", E + "/{id}/retry-step", "409", E + "/c-done/retry-step", {}),
+    ("post", E + "/{id}/retry-step", "404", E + "/nope/retry-step", {}),
+    ("post", E + "/{id}/retry-step", "200", E + "/c-fail/retry-step", {"json": {}}),
+    ("post", RS, "409", E + "/c-wait/restart", {}),
+    ("post", RS, "404", E + "/nope/restart", {}),
+    ("post", RS, "422", E + "/c-done/restart", {"json": {"input": [1, 2]}}),
+    ("post", RS, "201", E + "/c-done/restart", {"json": {"new_id": "c-copy"}}),
+    ("post", RS, "200", E + "/c-restart/restart", {"json": {"actor": "ana"}}),
+    ("post", RF, "409", E + "/c-wait/rerun-from", {"json": {"step": "x"}}),
+    ("post", RF, "404", E + "/nope/rerun-from", {"json": {"step": "x"}}),
+    ("post", RF, "422", E + "/c-rerun/rerun-from", {"json": {}}),
+    ("post", RF, "200", E + "/c-rerun/rerun-from", RERUN_STEP),
+    ("get", E + "/{id}/audit", "200", E + "/c-restart/audit", {}),
+    ("get", E + "/{id}/audit", "404", E + "/nope/audit", {}),
+    ("get", "/api/audit", "200", "/api/audit", {}),
+    ("get", "/api/audit", "422", "/api/audit", {"params": {"limit": 0}}),
+]  # fmt: skip
+
+
+def _start_contract_executions(client: httpx.Client) -> None:
+    def start(durable: str, value: Any, eid: str) -> None:
+        r = client.post("/api/executions", json={"durable": durable, "input": value, "id": eid})
+        assert r.status_code == 201, r.text
+
+    for eid in ("c-done", "c-restart", "c-rerun"):
+        start("ops-greet", eid, eid)
+    start("ops-pipeline", 3, "c-fail")
+    start("ops-approval", "po", "c-wait")
+    start("ops-approval", "po", "c-cancel")
+    for eid in ("c-done", "c-restart", "c-rerun", "c-fail"):
+        wait_done(client, eid)
+    assert client.get("/api/executions/c-fail").json()["status"] == "failed"
+    deadline = time.monotonic() + 10
+    while client.get("/api/executions/c-wait").json()["status"] != "waiting":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def _check_response(
+    doc: dict[str, Any], method: str, path: str, status: str, response: httpx.Response
+) -> None:
+    """``response`` has the documented ``status`` and matches its documented schema."""
+    assert str(response.status_code) == status, (method, path, response.text)
+    spec = doc["paths"][path][method]["responses"][status]
+    content = spec.get("content", {})
+    if "application/json" in content:
+        assert response.headers["content-type"].startswith("application/json")
+        _check(response.json(), content["application/json"]["schema"], doc, path)
+    elif "text/plain" in content:
+        assert response.headers["content-type"].startswith("text/plain")
+
+
+def _check_unauthorized(url: str, doc: dict[str, Any]) -> None:
+    """401 on every operation that is not open, without the token."""
+    with httpx.Client(base_url=url) as anonymous:
+        for path, item in doc["paths"].items():
+            for method, op in item.items():
+                if op.get("security") == []:
+                    continue
+                real = path.replace("{id}", "c-done")
+                _check_response(doc, method, path, "401", anonymous.request(method, real))
+
+
 def test_contract_every_documented_response(engine: zart.Zart, tmp_path: Path) -> None:
     ops_app.FAILING.add("ops-charge-1")
     with (
         running_server(engine, token=TOKEN, metrics=True, worker_concurrency=4) as url,
         httpx.Client(base_url=url, headers=AUTH, timeout=30) as client,
     ):
-
-        def start(durable: str, value: Any, eid: str) -> None:
-            r = client.post("/api/executions", json={"durable": durable, "input": value, "id": eid})
-            assert r.status_code == 201, r.text
-
-        for eid in ("c-done", "c-restart", "c-rerun"):
-            start("ops-greet", eid, eid)
-        start("ops-pipeline", 3, "c-fail")
-        start("ops-approval", "po", "c-wait")
-        start("ops-approval", "po", "c-cancel")
-        for eid in ("c-done", "c-restart", "c-rerun", "c-fail"):
-            wait_done(client, eid)
-        assert client.get("/api/executions/c-fail").json()["status"] == "failed"
-        deadline = time.monotonic() + 10
-        while client.get("/api/executions/c-wait").json()["status"] != "waiting":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-
+        _start_contract_executions(client)
         doc = client.get("/openapi.json").json()
         assert doc["openapi"].startswith("3.")
-        E = "/api/executions"
-        RS, RF = E + "/{id}/restart", E + "/{id}/rerun-from"
-        rerun_step = {"json": {"step": "ops-shout-c-rerun"}}
-        # (method, documented path, status, real path, request options); reads first.
-        recipes: list[tuple[str, str, str, str, dict[str, Any]]] = [
-            ("get", "/healthz", "200", "/healthz", {}),
-            ("get", "/readyz", "200", "/readyz", {}),
-            ("get", "/openapi.json", "200", "/openapi.json", {}),
-            ("get", "/metrics", "200", "/metrics", {}),
-            ("get", "/api/durables", "200", "/api/durables", {}),
-            ("get", "/api/counts", "200", "/api/counts", {}),
-            ("get", E, "200", E, {"params": {"status": "completed", "limit": 2}}),
-            ("get", E, "422", E, {"params": {"offset": -1}}),
-            ("get", E + "/{id}", "200", E + "/c-fail", {}),
-            ("get", E + "/{id}", "404", E + "/nope", {}),
-            ("get", E + "/{id}/steps", "200", E + "/c-fail/steps", {}),
-            ("get", E + "/{id}/steps", "404", E + "/nope/steps", {}),
-            ("get", E + "/{id}/wait", "200", E + "/c-done/wait", {"params": {"timeout": 1}}),
-            ("get", E + "/{id}/wait", "404", E + "/nope/wait", {}),
-            ("get", E + "/{id}/wait", "422", E + "/c-done/wait", {"params": {"timeout": "x"}}),
-            ("post", E, "201", E, {"json": {"durable": "ops-greet", "input": "n", "id": "c-new"}}),
-            ("post", E, "200", E, {"json": {"durable": "ops-greet", "input": "n", "id": "c-new"}}),
-            ("post", E, "409", E, {"json": {"durable": "ops-slow", "input": 1, "id": "c-new"}}),
-            ("post", E, "422", E, {"json": {"durable": "ops-greet", "input": [1, 2]}}),
-            ("post", E + "/{id}/events", "202", E + "/c-wait/events", {"json": {"name": "other"}}),
-            ("post", E + "/{id}/events", "404", E + "/nope/events", {"json": {"name": "x"}}),
-            ("post", E + "/{id}/events", "422", E + "/c-wait/events", {"json": {"name": ""}}),
-            ("post", E + "/{id}/cancel", "200", E + "/c-cancel/cancel", {}),
-            ("post", E + "/{id}/cancel", "404", E + "/nope/cancel", {}),
-            ("post", E + "/{id}/retry-step", "409", E + "/c-done/retry-step", {}),
-            ("post", E + "/{id}/retry-step", "404", E + "/nope/retry-step", {}),
-            ("post", E + "/{id}/retry-step", "200", E + "/c-fail/retry-step", {"json": {}}),
-            ("post", RS, "409", E + "/c-wait/restart", {}),
-            ("post", RS, "404", E + "/nope/restart", {}),
-            ("post", RS, "422", E + "/c-done/restart", {"json": {"input": [1, 2]}}),
-            ("post", RS, "201", E + "/c-done/restart", {"json": {"new_id": "c-copy"}}),
-            ("post", RS, "200", E + "/c-restart/restart", {"json": {"actor": "ana"}}),
-            ("post", RF, "409", E + "/c-wait/rerun-from", {"json": {"step": "x"}}),
-            ("post", RF, "404", E + "/nope/rerun-from", {"json": {"step": "x"}}),
-            ("post", RF, "422", E + "/c-rerun/rerun-from", {"json": {}}),
-            ("post", RF, "200", E + "/c-rerun/rerun-from", rerun_step),
-            ("get", E + "/{id}/audit", "200", E + "/c-restart/audit", {}),
-            ("get", E + "/{id}/audit", "404", E + "/nope/audit", {}),
-            ("get", "/api/audit", "200", "/api/audit", {}),
-            ("get", "/api/audit", "422", "/api/audit", {"params": {"limit": 0}}),
-        ]  # fmt: skip
         documented = {
             (m, p, st)
             for p, item in doc["paths"].items()
@@ -324,40 +419,22 @@ def test_contract_every_documented_response(engine: zart.Zart, tmp_path: Path) -
             for st in op["responses"]
             if st not in ("401", "503")
         }
-        assert {(m, p, st) for m, p, st, _, _ in recipes} == documented
+        assert {(m, p, st) for m, p, st, _, _ in CONTRACT_RECIPES} == documented
 
-        def check(method: str, path: str, status: str, response: httpx.Response) -> None:
-            assert str(response.status_code) == status, (method, path, response.text)
-            spec = doc["paths"][path][method]["responses"][status]
-            content = spec.get("content", {})
-            if "application/json" in content:
-                assert response.headers["content-type"].startswith("application/json")
-                _check(response.json(), content["application/json"]["schema"], doc, path)
-            elif "text/plain" in content:
-                assert response.headers["content-type"].startswith("text/plain")
-
-        for method, path, status, real, options in recipes:
-            check(method, path, status, client.request(method, real, **options))
+        for method, path, status, real, options in CONTRACT_RECIPES:
+            _check_response(doc, method, path, status, client.request(method, real, **options))
 
         # The audit entries of the admin calls above, with the token identity as actor.
         entries = client.get(f"{E}/c-restart/audit").json()["items"]
         assert [e["action"] for e in entries] == ["restart"]
         assert entries[0]["actor"].startswith("ana (token:")
-
-        # 401 on every operation that is not open, without the token.
-        with httpx.Client(base_url=url) as anonymous:
-            for path, item in doc["paths"].items():
-                for method, op in item.items():
-                    if op.get("security") == []:
-                        continue
-                    real = path.replace("{id}", "c-done")
-                    check(method, path, "401", anonymous.request(method, real))
+        _check_unauthorized(url, doc)
 
     # 503: the readiness probe of a server whose database is unreachable.
     broken = zart.Zart(f"sqlite:///{tmp_path}/missing-dir/x.db")
     try:
         with running_server(broken) as url:
-            check("get", "/readyz", "503", httpx.get(url + "/readyz"))
+            _check_response(doc, "get", "/readyz", "503", httpx.get(url + "/readyz"))
     finally:
         broken.close()
 

@@ -12,19 +12,15 @@ import zart
 from zart import TaskError
 
 import ops_app
-from ops_app import reset_ops_tables, running_server
+from ops_app import ops_engine, running_server
 
 SAMPLE = re.compile(r'^([a-z_]+)(\{([a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*)\})? (-?[0-9.e+]+|\+Inf)$')
 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[zart.Zart]:
-    reset_ops_tables(db_url)
-    ops_app.FAILING.clear()
-    app = zart.Zart(db_url, lease_seconds=5)
-    yield app
-    app.close()
-    ops_app.FAILING.clear()
+    with ops_engine(db_url) as app:
+        yield app
 
 
 def parse(text: str) -> dict[str, float]:
@@ -52,8 +48,8 @@ def test_metrics_reflect_the_database(engine: zart.Zart) -> None:
     ops_app.FAILING.add("ops-charge-0")
     with pytest.raises(TaskError):
         engine.run(ops_app.pipeline, 2, execution_id="m3")
-    engine._create(ops_app.greet, ("q",), {}, "queued-1")
-    engine._create(ops_app.greet, ("q",), {}, "queued-2")
+    engine.submit(ops_app.greet, "q", execution_id="queued-1")
+    engine.submit(ops_app.greet, "q", execution_id="queued-2")
     # An execution claimed twice (as after a lease takeover or a retry).
     engine.retry_step("m3")
     ops_app.FAILING.clear()

@@ -19,7 +19,7 @@ import zart
 from zart import TaskError
 
 import ops_app
-from ops_app import reset_ops_tables, running_server
+from ops_app import ops_engine, running_server
 
 CHROMIUM = os.environ.get("ZART_TEST_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
@@ -47,12 +47,8 @@ def browser() -> str:
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[zart.Zart]:
-    reset_ops_tables(db_url)
-    ops_app.FAILING.clear()
-    app = zart.Zart(db_url, lease_seconds=5)
-    yield app
-    app.close()
-    ops_app.FAILING.clear()
+    with ops_engine(db_url) as app:
+        yield app
 
 
 def chromium(browser: str, tmp: Path, *args: str) -> str:

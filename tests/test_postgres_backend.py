@@ -30,12 +30,26 @@ from sqlalchemy.exc import OperationalError
 
 import zart
 from zart import DatabaseUnavailableError, ZartError, durable, step
-from zart._storage import _schema
-from zart._storage._base import SqlStorage
-from zart._storage._postgres import _RAW_SAVE_STEP_SQL, MIGRATION_LOCK_KEY, PostgresStorage
-from zart._storage._records import STEP_COMPLETED, StepRecord
+from zart._store import STEP_COMPLETED, Database, JournalStore, OpsStore, StepRecord, _schema
+from zart._store._postgres import MIGRATION_LOCK_KEY, PostgresDatabase
 
 from fault_worker_app import SIDE_TABLES_SQL, WorkerProcess, fence_job, side_dsn
+
+
+class PostgresStorage(JournalStore):
+    """The engine's journal store on a PostgreSQL database, with the database (connections,
+    schema, retries) and the operations queries reachable from one object, for tests."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(PostgresDatabase(url, **options))
+        self.ops = OpsStore(self.db)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+    def list_executions(self, *args: Any, **kwargs: Any) -> Any:
+        return self.ops.list_executions(*args, **kwargs)
+
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -109,7 +123,7 @@ def test_url_forms(pg_url: str) -> None:
 
 
 def test_connections_are_named_and_time_limited_in_transactions(storage: PostgresStorage) -> None:
-    with storage._tx(write=False) as conn:
+    with storage.db.tx(write=False) as conn:
         name = conn.exec_driver_sql("SHOW application_name").scalar_one()
         idle = conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar_one()
     assert name == "zart"
@@ -117,8 +131,8 @@ def test_connections_are_named_and_time_limited_in_transactions(storage: Postgre
 
 
 def test_leases_use_the_database_clock(storage: PostgresStorage) -> None:
-    with storage._tx(write=False) as conn:
-        db_now = storage._db_now(conn)
+    with storage.db.tx(write=False) as conn:
+        db_now = storage.db.db_now(conn)
     assert isinstance(db_now, float)
     assert abs(db_now - time.time()) < 5  # same machine here; the point is where it is read
     storage.create_execution("e1", "d", "{}")
@@ -152,7 +166,7 @@ def test_checkpoint_write_with_nulls_and_doubles_is_fenced(storage: PostgresStor
 def test_checkpoint_on_a_connection_left_in_a_transaction(storage: PostgresStorage) -> None:
     storage.create_execution("e1", "d", "{}")
     assert storage.try_claim("e1", "tok", 30) is not None
-    raw = storage._conn().connection.dbapi_connection
+    raw = storage.db.conn().connection.dbapi_connection
     assert raw is not None
     raw.execute("SELECT 1")  # opens a transaction, as the pool's pre-ping leaves one
     assert storage.save_step("tok", step_record("e1", "s0"))
@@ -200,7 +214,8 @@ def test_checkpoint_in_flight_holds_off_a_takeover(pg_url: str, storage: Postgre
     with admin(pg_url) as inflight:
         # The checkpoint statement of the old owner, its transaction still open.
         inflight.autocommit = False
-        cur = inflight.execute(_RAW_SAVE_STEP_SQL, step_record("e1", "s0").as_params("old"))
+        statement = storage.db._raw_checkpoint_sql
+        cur = inflight.execute(statement, step_record("e1", "s0").as_params("old"))
         assert cur.rowcount == 1
         other = PostgresStorage(pg_url)
         try:
@@ -237,10 +252,11 @@ def test_claim_skips_rows_locked_by_another_transaction(
 CLAIMER = r"""
 import json, os, sys, time
 sys.path.insert(0, os.environ["ZART_ROOT"])
-from zart._storage._postgres import PostgresStorage
+from zart._store import JournalStore
+from zart._store._postgres import PostgresDatabase
 url, go, me = sys.argv[1], sys.argv[2], sys.argv[3]
-st = PostgresStorage(url)
-st.ensure_schema()
+st = JournalStore(PostgresDatabase(url))
+st.db.ensure_schema()
 print("READY", flush=True)
 while not os.path.exists(go):
     time.sleep(0.001)
@@ -258,7 +274,7 @@ while empty < 3:
         assert st.finish_execution(rec.id, token, "completed", json.dumps(me), None)
         mine.append(rec.id)
 print("CLAIMED " + json.dumps(mine), flush=True)
-st.close()
+st.db.close()
 """
 
 
@@ -314,9 +330,9 @@ def test_concurrent_processes_claim_each_execution_exactly_once(
 MIGRATOR = r"""
 import os, sys, time
 sys.path.insert(0, os.environ["ZART_ROOT"])
-from zart._storage._postgres import PostgresStorage
+from zart._store._postgres import PostgresDatabase
 url, go = sys.argv[1], sys.argv[2]
-st = PostgresStorage(url)
+st = PostgresDatabase(url)
 with st.engine.connect() as c:  # connect first, so they all reach ensure_schema together
     pass
 print("READY", flush=True)
@@ -417,7 +433,7 @@ def _wait(predicate: Any, timeout: float, what: str) -> Any:
 def _prepare_fence(url: str, eid: str, steps: int, seconds: float) -> None:
     app = zart.Zart(url)
     try:
-        app._create(fence_job, (steps, seconds), {}, eid)
+        app.submit(fence_job, steps, seconds, execution_id=eid)
     finally:
         app.close()
 
@@ -689,22 +705,32 @@ def test_wrong_database_name_fails_fast(pg_url: str) -> None:
 # --------------------------------------------------------------------------- retries
 
 
-def _lost_reply(exc_factory: Any) -> Any:
-    """Wrap a storage method: the first call commits, then reports a broken connection."""
+def _lose_next_commit(monkeypatch: pytest.MonkeyPatch, *, checkpoints: bool = False) -> None:
+    """The next write transaction (or checkpoint) commits, then its connection reports an
+    error: the reply to COMMIT was lost, so the caller cannot know it went through."""
+    armed = [True]
+    if checkpoints:
+        original_write = PostgresDatabase._write_checkpoint_once
 
-    def wrap(method: Any) -> Any:
-        calls = {"n": 0}
+        def write(self: PostgresDatabase, token: str, record: StepRecord) -> bool:
+            done = original_write(self, token, record)
+            if armed.pop() if armed else False:
+                raise _connection_error()
+            return done
 
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            calls["n"] += 1
-            result = method(*args, **kwargs)
-            if calls["n"] == 1:
-                raise exc_factory()
-            return result
+        monkeypatch.setattr(PostgresDatabase, "_write_checkpoint_once", write)
+        return
+    original_tx = Database.tx
 
-        return wrapper
+    @contextlib.contextmanager
+    def tx(self: Database, write: bool = True) -> Any:
+        with original_tx(self, write) as conn:
+            yield conn
+        if write and armed:
+            armed.pop()
+            raise _connection_error()  # after the commit: the outcome is unknown
 
-    return wrap
+    monkeypatch.setattr(Database, "tx", tx)
 
 
 def _connection_error() -> Exception:
@@ -715,27 +741,26 @@ def _connection_error() -> Exception:
 def test_retry_after_an_unknown_commit_outcome(
     storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lost = _lost_reply(_connection_error)
     storage.create_execution("e1", "d", "{}")
     storage.create_execution("e2", "d", "{}")
 
     # try_claim committed under our token: the retry finds it ours.
-    monkeypatch.setattr(SqlStorage, "try_claim", lost(SqlStorage.try_claim))
+    _lose_next_commit(monkeypatch)
     rec = storage.try_claim("e1", "tok-1", 30)
     assert rec is not None and rec.lease_owner == "tok-1" and rec.attempts == 1
 
     # claim_runnable committed: the retry hands out those claims, not fresh ones.
-    monkeypatch.setattr(SqlStorage, "claim_runnable", lost(SqlStorage.claim_runnable))
+    _lose_next_commit(monkeypatch)
     [(rec2, tok2)] = storage.claim_runnable(tokens("w"), ["d"], 5, 30)
     assert rec2.id == "e2" and rec2.lease_owner == tok2 and rec2.attempts == 1
 
     # save_step committed: repeating the upsert is harmless.
-    monkeypatch.setattr(PostgresStorage, "_save_step_once", lost(PostgresStorage._save_step_once))
+    _lose_next_commit(monkeypatch, checkpoints=True)
     assert storage.save_step("tok-1", step_record("e1", "s0", output='"v"'))
     assert storage.load_steps("e1")["s0"].output == '"v"'
 
     # finish_execution committed: the retry recognises its own outcome.
-    monkeypatch.setattr(SqlStorage, "finish_execution", lost(SqlStorage.finish_execution))
+    _lose_next_commit(monkeypatch)
     assert storage.finish_execution("e1", "tok-1", "completed", '"done"', None)
     assert not storage.finish_execution("e2", "not-the-owner", "completed", '"x"', None)
 
@@ -743,9 +768,7 @@ def test_retry_after_an_unknown_commit_outcome(
     storage.create_execution("e3", "d", "{}")
     assert storage.try_claim("e3", "tok-3", 30) is not None
     storage.add_event("e3", "approved", '{"by": "ana"}')
-    monkeypatch.setattr(
-        SqlStorage, "consume_event_into_step", lost(SqlStorage.consume_event_into_step)
-    )
+    _lose_next_commit(monkeypatch)
     assert storage.consume_event_into_step("tok-3", "e3", "approved", 1) == '{"by": "ana"}'
 
 
@@ -753,20 +776,7 @@ def test_event_is_not_sent_twice_after_an_unknown_commit_outcome(
     storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage.create_execution("e1", "d", "{}")
-    original = SqlStorage._tx
-
-    def failing_commit(self: SqlStorage, write: bool = True) -> Any:
-        from contextlib import contextmanager
-
-        @contextmanager
-        def cm() -> Any:
-            with original(self, write) as conn:
-                yield conn
-            raise _connection_error()  # after the commit: the outcome is unknown
-
-        return cm()
-
-    monkeypatch.setattr(SqlStorage, "_tx", failing_commit)
+    _lose_next_commit(monkeypatch)
     with pytest.raises(DatabaseUnavailableError, match="may or may not have been stored"):
         storage.add_event("e1", "approved", None)
     monkeypatch.undo()
@@ -794,11 +804,11 @@ def test_transient_errors_are_classified(storage: PostgresStorage) -> None:
         psycopg.errors.UndefinedTable("x"),
         ValueError("x"),
     ]
-    storage._ever_connected = True
-    assert all(storage._is_transient(e) for e in transient)
-    assert not any(storage._is_transient(e) for e in permanent)
-    storage._ever_connected = False  # before any connection: a wrong URL, not an outage
-    assert not storage._is_transient(psycopg.OperationalError("connection refused"))
+    storage.db._ever_connected = True
+    assert all(storage.db.is_transient(e) for e in transient)
+    assert not any(storage.db.is_transient(e) for e in permanent)
+    storage.db._ever_connected = False  # before any connection: a wrong URL, not an outage
+    assert not storage.db.is_transient(psycopg.OperationalError("connection refused"))
 
 
 def test_side_tables_sql_is_valid(storage: PostgresStorage) -> None:

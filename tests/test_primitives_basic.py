@@ -180,7 +180,7 @@ def test_long_sleep_releases_the_execution_and_can_be_cancelled(app: zart.Zart) 
         await zart.sleep("rt-prim-long-nap", timedelta(hours=1))
         return await later()
 
-    app._create(flow, (), {}, "long-sleep")
+    app.submit(flow, execution_id="long-sleep")
     asyncio.run(app.worker(poll_interval=0.05).run_async(until_idle=True))
     st = app.status("long-sleep")
     assert st.status == "sleeping"
@@ -291,7 +291,7 @@ def test_event_sent_before_the_wait_is_delivered(app: zart.Zart) -> None:
         assert isinstance(payload, dict)
         return payload
 
-    app._create(flow, (), {}, "evt-early")
+    app.submit(flow, execution_id="evt-early")
     app.send_event("evt-early", "rt-prim-approved", {"by": "ana"})
     assert app.run(flow, execution_id="evt-early") == {"by": "ana"}
     infos = app.steps("evt-early")
@@ -365,7 +365,7 @@ def test_each_event_reaches_one_wait(app: zart.Zart) -> None:
         second = await zart.wait_for_event("rt-prim-tick-2")
         return [first, second]
 
-    app._create(flow, (), {}, "evt-two")
+    app.submit(flow, execution_id="evt-two")
     app.send_event("evt-two", "rt-prim-tick-2", 2)
     app.send_event("evt-two", "rt-prim-tick-1", 1)
     app.send_event("evt-two", "rt-prim-tick-1", "extra")
@@ -406,6 +406,6 @@ def test_event_payload_must_be_json(app: zart.Zart) -> None:
     async def flow() -> object:
         return await zart.wait_for_event("rt-prim-x")
 
-    app._create(flow, (), {}, "evt-json")
+    app.submit(flow, execution_id="evt-json")
     with pytest.raises(zart.SerializationError):
         app.send_event("evt-json", "rt-prim-x", object())

@@ -80,7 +80,7 @@ def step_rows(app: zart.Zart, execution_id: str) -> dict[str, str]:
 
 def create(app: zart.Zart, fn: Any, execution_id: str, *args: Any) -> None:
     """Create an execution (pending) without running it."""
-    app._create(fn, args, {}, execution_id)
+    app.submit(fn, *args, execution_id=execution_id)
 
 
 # --------------------------------------------------------------------------- timers
@@ -207,7 +207,7 @@ def test_events_before_and_during_waits_survive_kill(
 
 
 def consumed(app: zart.Zart, execution_id: str) -> list[tuple[str, str | None]]:
-    with app.storage.engine.connect() as conn:
+    with app.ops_store.db.engine.connect() as conn:
         rows = conn.execute(
             sa.text(
                 "SELECT name, consumed_by FROM zart_events WHERE execution_id = :e ORDER BY id"
@@ -268,7 +268,7 @@ def test_event_timeout_deadline_is_stored_across_kill(
 def test_event_sent_between_the_check_and_the_suspend_is_not_lost(app: zart.Zart) -> None:
     """The wait found no event, and the event arrives before the execution is marked
     waiting: the execution must still wake for it (not sleep until its timeout)."""
-    storage = app.storage
+    storage = app._journal
     real = storage.suspend_execution
     sent: list[str] = []
 
@@ -291,7 +291,7 @@ def test_event_sent_between_the_check_and_the_suspend_is_not_lost(app: zart.Zart
 def test_cancel_running_execution_stops_at_next_step_boundary(
     app: zart.Zart, child_env: dict[str, str], tmp_path: Path
 ) -> None:
-    app.storage.ensure_schema()  # connected: cancel() below is one quick write
+    app.ops_store.ensure_schema()  # connected: cancel() below is one quick write
     child = run_flow(child_env, tmp_path, "ticks", "tick-1", "tick-1", 50, 0.15)
     child.expect("RAN tick-1")
     assert app.cancel("tick-1") is True
@@ -384,7 +384,7 @@ def test_parent_gets_finished_childs_result_after_kill(
     assert app.status("par-2/kid").status == "completed"
     # Make it the worse crash: the child finished, the parent's checkpoint of it never
     # committed. The parent must find the same child (by id) and take its stored result.
-    with app.storage.engine.begin() as conn:
+    with app.ops_store.db.engine.begin() as conn:
         conn.execute(
             sa.text("DELETE FROM zart_steps WHERE execution_id = 'par-2' AND step_name = 'kid'")
         )
@@ -537,7 +537,7 @@ def test_captured_values_are_the_same_after_kill(
 
 
 def order_rows(app: zart.Zart, execution_id: str) -> list[int]:
-    with app.storage.engine.connect() as conn:
+    with app.ops_store.db.engine.connect() as conn:
         rows = conn.execute(
             sa.text(f"SELECT idx FROM {ORDERS_TABLE} WHERE execution_id = :e ORDER BY idx"),
             {"e": execution_id},

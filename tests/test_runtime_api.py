@@ -486,7 +486,7 @@ def test_status_of_a_pending_execution(app: zart.Zart) -> None:
     async def pending(x: int) -> int:
         return x
 
-    app._create(pending, (1,), {}, "pending-1")
+    app.submit(pending, 1, execution_id="pending-1")
     st = app.status("pending-1")
     assert st.status == "pending"
     assert st.attempts == 0
@@ -548,7 +548,7 @@ def test_list_is_newest_first(app: zart.Zart) -> None:
         return x
 
     for i in range(3):
-        app._create(ordered, (i,), {}, f"order-{i}")
+        app.submit(ordered, i, execution_id=f"order-{i}")
         time.sleep(0.01)
     assert [i.id for i in app.list()] == ["order-2", "order-1", "order-0"]
 
@@ -566,7 +566,7 @@ def test_list_filters_by_status_and_name(app: zart.Zart) -> None:
         app.run(ok, i, execution_id=f"list-ok-{i}")
     with pytest.raises(TaskError):
         app.run(bad, execution_id="list-bad")
-    app._create(ok, (9,), {}, "list-pending")
+    app.submit(ok, 9, execution_id="list-pending")
 
     def ids(items: list[zart.ExecutionStatus]) -> set[str]:
         return {i.id for i in items}
@@ -706,7 +706,7 @@ def test_cancel_pending_execution_never_runs_it(app: zart.Zart) -> None:
         ran.append(1)
         return 1
 
-    app._create(never, (), {}, "cancel-pending")
+    app.submit(never, execution_id="cancel-pending")
     assert app.cancel("cancel-pending") is True
     with pytest.raises(ExecutionCancelledError):
         app.run(never, execution_id="cancel-pending")
@@ -743,7 +743,7 @@ def test_worker_finishes_pending_executions(app: zart.Zart) -> None:
         return await square(x)
 
     for i in range(4):
-        app._create(squares, (i,), {}, f"worker-{i}")
+        app.submit(squares, i, execution_id=f"worker-{i}")
     assert {s.status for s in app.list()} == {"pending"}
 
     worker = app.worker(poll_interval=0.05)

@@ -10,8 +10,8 @@ import zart
 
 
 def _pragma(app: zart.Zart, name: str) -> object:
-    app.storage.ensure_schema()
-    return app.storage._conn().exec_driver_sql(f"PRAGMA {name}").scalar()
+    app.ops_store.ensure_schema()
+    return app.ops_store.db.conn().exec_driver_sql(f"PRAGMA {name}").scalar()
 
 
 def test_default_is_wal_with_full_sync(tmp_path: Path) -> None:
@@ -27,9 +27,9 @@ def test_synchronous_can_be_relaxed_in_the_url(tmp_path: Path) -> None:
 
 def test_unknown_synchronous_value_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(zart.ZartError, match="synchronous='SOMETIMES'"):
-        _ = zart.Zart(f"sqlite:///{tmp_path / 'a.db'}?synchronous=sometimes").storage
+        _ = zart.Zart(f"sqlite:///{tmp_path / 'a.db'}?synchronous=sometimes").ops_store
 
 
 def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(zart.DatabaseUnavailableError, match="does not exist"):
-        _ = zart.Zart(f"sqlite:///{tmp_path / 'nope' / 'a.db'}").storage
+        _ = zart.Zart(f"sqlite:///{tmp_path / 'nope' / 'a.db'}").ops_store

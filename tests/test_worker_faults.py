@@ -55,12 +55,12 @@ def prepare(url: str) -> list[str]:
     """Schema, side tables and trigger, and the pending executions; their ids."""
     app = zart.Zart(url)
     try:
-        app.storage.ensure_schema()
+        app.ops_store.ensure_schema()
         with psycopg.connect(side_dsn(url), autocommit=True) as conn:
             conn.execute(SIDE_TABLES_SQL)
         ids = [f"job-{i:03d}" for i in range(EXECUTIONS)]
         for eid in ids:
-            app._create(fault_job, (eid, STEPS), {}, eid)
+            app.submit(fault_job, eid, STEPS, execution_id=eid)
     finally:
         app.close()
     return ids

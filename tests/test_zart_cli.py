@@ -206,6 +206,18 @@ def test_run_existing_id_of_another_durable(db_url: str) -> None:
     )
 
 
+def test_run_no_wait_existing_id_of_another_durable(db_url: str) -> None:
+    ok(cli(db_url, "run", "cli_app:greet", "--input", '"x"', "--id", "theirs", "--no-wait"))
+    for extra in ([], ["--input", "[1, 2]"]):
+        result = cli(db_url, "run", "cli_app:add", "--id", "theirs", "--no-wait", *extra)
+        assert_usage_error(result, "'theirs'", "cli-app-greet", "another id")
+    # The same durable, no input: it attaches to the stored execution.
+    out = ok(cli(db_url, "run", "cli_app:greet", "--id", "theirs", "--no-wait", "--json"))
+    assert json.loads(out) == {"id": "theirs", "status": "pending"}
+    status = json.loads(ok(cli(db_url, "status", "theirs", "--json")))
+    assert status["durable_name"] == "cli-app-greet"
+
+
 def test_run_failed_execution(db_url: str) -> None:
     result = cli(db_url, "run", "cli_app:fail", "--id", "f1")
     assert result.exit_code == 1

@@ -5,13 +5,14 @@ is checkpointed under ``(execution_id, step_name)``, so an execution that dies
 mid-way resumes at its first unfinished step. See README.md.
 """
 
-from zart._durable import DurableFunction, durable, zart_durable
-from zart._engine import ExecutionHandle, Zart
+from zart._engine._app import ExecutionHandle, Zart
+from zart._engine._info import ExecutionStatus, StepInfo
 from zart._errors import (
     DatabaseUnavailableError,
     DuplicateStepError,
     EventTimeoutError,
     ExecutionCancelledError,
+    ExecutionConflictError,
     ExecutionNotFoundError,
     LeaseLostError,
     ReplayMismatchError,
@@ -23,13 +24,12 @@ from zart._errors import (
     UnknownDurableError,
     ZartError,
 )
-from zart._info import ExecutionStatus, StepInfo
-from zart._primitives import capture, now, run_child, sleep, sleep_until, wait_for_event
-from zart._retry import RetryPolicy
-from zart._step import Step, StepCall, step, zart_step
-from zart._transaction import transaction
-
-__version__ = "0.1.0"
+from zart._execution._durable import DurableFunction, durable, zart_durable
+from zart._execution._primitives import capture, now, run_child, sleep, sleep_until, wait_for_event
+from zart._execution._retry import RetryPolicy
+from zart._execution._step import Step, StepCall, step, zart_step
+from zart._execution._transaction import transaction
+from zart._version import __version__
 
 __all__ = [
     "DatabaseUnavailableError",
@@ -37,6 +37,7 @@ __all__ = [
     "DurableFunction",
     "EventTimeoutError",
     "ExecutionCancelledError",
+    "ExecutionConflictError",
     "ExecutionHandle",
     "ExecutionNotFoundError",
     "ExecutionStatus",

@@ -119,3 +119,12 @@ class EventTimeoutError(ZartError, TimeoutError):
 
 class StepTimeoutError(ZartError, TimeoutError):
     """A step attempt ran longer than its timeout."""
+
+
+class ExecutionConflictError(ZartError):
+    """The request does not fit the execution as it is stored: its id already belongs to
+    another durable function, or an operation needs another status (HTTP 409)."""
+
+
+class InvalidInputError(ZartError, ValueError):
+    """Arguments that do not match the durable function's parameters (HTTP 422)."""

@@ -10,16 +10,27 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from zart_lint import __version__
-from zart_lint._config import ConfigError, RuleSelection, check_selector
+from zart_lint.core._rule_info import UNUSED_SUPPRESSION, RuleInfo
+from zart_lint.core._version import __version__
+from zart_lint.output import FORMATS
+from zart_lint.output._summary import plural
+from zart_lint.project._config import ConfigError, RuleSelection, check_selector
+
+if TYPE_CHECKING:
+    from zart_lint.core._finding import Finding
+    from zart_lint.engine._checker import FileOutcome, FileTask
+    from zart_lint.engine._runner import RootFinder, RunResult
+    from zart_lint.output import Located, OutputFormat
+    from zart_lint.project._config import Settings
+    from zart_lint.project._discovery import PathMatcher
 
 PROG = "zart-lint"
 REPORT_HINT = (
@@ -91,7 +102,7 @@ class Options:
 @click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
 @click.option(
     "--output-format",
-    type=click.Choice(["full", "concise", "json", "github", "sarif"]),
+    type=click.Choice(list(FORMATS)),
     default="full",
     show_default=True,
     envvar="ZART_LINT_OUTPUT_FORMAT",
@@ -168,8 +179,8 @@ def main() -> None:
 
 
 def _main(opts: Options) -> int:
-    # Imported here so that --help and --version do not pay for libcst.
-    from zart_lint._api import RULES
+    # Imported here so that --help and --version do not pay for importing the rules.
+    from zart_lint.rules import RULES
 
     known = tuple(sorted(RULES))
     if opts.explain is not None:
@@ -194,13 +205,13 @@ def _main(opts: Options) -> int:
 def _check_codes(option: str, values: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
     codes = _split_codes(values)
     for code in codes:
-        problem = check_selector(code, known, allow=("ZRT100",))
+        problem = check_selector(code, known, allow=(UNUSED_SUPPRESSION.code,))
         if problem:
             raise click.BadParameter(problem, param_hint=f"'{option}'")
     return codes
 
 
-def _explain(code: str, rules: dict[str, Any]) -> int:
+def _explain(code: str, rules: Mapping[str, RuleInfo]) -> int:
     rule = rules.get(code.upper())
     if rule is None:
         raise click.BadParameter(
@@ -228,7 +239,53 @@ class _Run:
         self.errors: list[str] = []
 
     def execute(self) -> int:
-        from zart_lint import _config, _discovery, _runner
+        from zart_lint.engine import _runner
+        from zart_lint.engine._checker import Mode
+        from zart_lint.project._discovery import PathMatcher
+
+        opts = self.opts
+        settings = self._settings()
+        self._verbose(f"config: {settings.config_path or '(none: defaults)'}")
+        self._verbose(f"project root: {settings.root}")
+        self._verbose(f"rules: {', '.join(sorted(settings.enabled)) or '(none)'}")
+
+        excludes = PathMatcher(settings.exclude, settings.root)
+        stdin_mode = opts.paths == ("-",) or (not opts.paths and opts.stdin_filename is not None)
+        if "-" in opts.paths and not stdin_mode:
+            raise click.UsageError("'-' (stdin) cannot be combined with other paths.")
+        if stdin_mode:
+            stdin_task = self._stdin_task(excludes)
+            if stdin_task is None:
+                return 0
+            tasks = [stdin_task]
+        else:
+            tasks = self._file_tasks(excludes)
+            if opts.show_files:
+                for task in sorted(tasks, key=lambda t: t.display):
+                    click.echo(task.display)
+                return self._exit_code(0, 0, 0)
+            if not tasks and not self.errors and not opts.quiet:
+                click.echo(
+                    f"{PROG}: warning: no Python files found under the given paths", err=True
+                )
+
+        mode = Mode(fix=opts.fix, diff=opts.diff, report_unused=settings.report_unused_suppressions)
+        result = _runner.run(
+            tasks,
+            settings,
+            frozenset(self.known),
+            mode,
+            use_cache=not opts.no_cache,
+            jobs=opts.jobs or os.cpu_count() or 1,
+        )
+        self._verbose_stats(result)
+        for outcome in result.outcomes:
+            self._outcome_problems(outcome)
+        return _Reporter(self, settings, result, stdin_mode).emit()
+
+    def _settings(self) -> Settings:
+        """The configuration file's settings, with the command line's on top."""
+        from zart_lint.project import _config
 
         opts = self.opts
         file_config = _config.load_file_config(
@@ -244,81 +301,66 @@ class _Run:
                 file_config,
                 extend_exclude=(*file_config.extend_exclude, *_split_codes(opts.extend_exclude)),
             )
-        settings = _config.build_settings(
+        return _config.build_settings(
             file_config,
             self.selection,
             self.known,
             cache_dir=(self.cwd / opts.cache_dir) if opts.cache_dir else None,
             report_unused_suppressions=opts.report_unused_suppressions,
         )
-        self._verbose(f"config: {settings.config_path or '(none: defaults)'}")
-        self._verbose(f"project root: {settings.root}")
-        self._verbose(f"rules: {', '.join(sorted(settings.enabled)) or '(none)'}")
 
-        excludes = _discovery.PathMatcher(settings.exclude, settings.root)
-        root_of = _runner.RootFinder()
-        stdin_mode = opts.paths == ("-",) or (not opts.paths and opts.stdin_filename is not None)
-        if "-" in opts.paths and not stdin_mode:
-            raise click.UsageError("'-' (stdin) cannot be combined with other paths.")
+    def _task(
+        self,
+        path: Path,
+        display: str,
+        excludes: PathMatcher,
+        root_of: RootFinder,
+        stdin: bytes | None = None,
+    ) -> FileTask:
+        from zart_lint.engine._checker import FileTask
 
-        tasks: list[_runner.FileTask] = []
-        if stdin_mode:
-            name = opts.stdin_filename
-            path = Path(os.path.normpath(self.cwd / name)) if name else self.cwd / "-"
-            if name and opts.force_exclude and excludes.matches_path_or_parent(path):
-                self._verbose(f"{name} is excluded (--force-exclude): not checked")
-                if opts.fix:
-                    sys.stdout.buffer.write(sys.stdin.buffer.read())
-                return 0
-            root = root_of(path)
-            tasks.append(
-                _runner.FileTask(
-                    path=str(path),
-                    display=name or "-",
-                    rel=excludes.relative(path),
-                    root=str(root) if root else None,
-                    stdin=sys.stdin.buffer.read(),
-                )
-            )
-        else:
-            found = _discovery.discover(
-                [Path(p) for p in (opts.paths or (".",))],
-                self.cwd,
-                excludes,
-                force_exclude=opts.force_exclude,
-            )
-            for missing in found.missing:
-                self.errors.append(f"{missing}: no such file or directory")
-            for path in found.files:
-                root = root_of(path)
-                tasks.append(
-                    _runner.FileTask(
-                        path=str(path),
-                        display=_discovery.display_path(path, self.cwd),
-                        rel=excludes.relative(path),
-                        root=str(root) if root else None,
-                    )
-                )
-            if opts.show_files:
-                for task in sorted(tasks, key=lambda t: t.display):
-                    click.echo(task.display)
-                return self._exit_code(0, 0, 0)
-            if not tasks and not self.errors and not opts.quiet:
-                click.echo(
-                    f"{PROG}: warning: no Python files found under the given paths", err=True
-                )
-
-        mode = _runner.Mode(
-            fix=opts.fix, diff=opts.diff, report_unused=settings.report_unused_suppressions
+        root = root_of(path)
+        return FileTask(
+            path=str(path),
+            display=display,
+            rel=excludes.relative(path),
+            root=str(root) if root else None,
+            stdin=stdin,
         )
-        result = _runner.run(
-            tasks,
-            settings,
-            frozenset(self.known),
-            mode,
-            use_cache=not opts.no_cache,
-            jobs=opts.jobs or os.cpu_count() or 1,
+
+    def _stdin_task(self, excludes: PathMatcher) -> FileTask | None:
+        """The task for '-' (None: the named file is excluded, there is nothing to do)."""
+        from zart_lint.engine._runner import RootFinder
+
+        opts = self.opts
+        name = opts.stdin_filename
+        path = Path(os.path.normpath(self.cwd / name)) if name else self.cwd / "-"
+        if name and opts.force_exclude and excludes.matches_path_or_parent(path):
+            self._verbose(f"{name} is excluded (--force-exclude): not checked")
+            if opts.fix:
+                sys.stdout.buffer.write(sys.stdin.buffer.read())
+            return None
+        return self._task(path, name or "-", excludes, RootFinder(), sys.stdin.buffer.read())
+
+    def _file_tasks(self, excludes: PathMatcher) -> list[FileTask]:
+        from zart_lint.engine._runner import RootFinder
+        from zart_lint.project._discovery import discover, display_path
+
+        found = discover(
+            [Path(p) for p in (self.opts.paths or (".",))],
+            self.cwd,
+            excludes,
+            force_exclude=self.opts.force_exclude,
         )
+        for missing in found.missing:
+            self.errors.append(f"{missing}: no such file or directory")
+        root_of = RootFinder()
+        return [
+            self._task(path, display_path(path, self.cwd), excludes, root_of)
+            for path in found.files
+        ]
+
+    def _verbose_stats(self, result: RunResult) -> None:
         stats = result.stats
         self._verbose(
             f"checked {stats.files} files (cached: {stats.cached}, parsed: {stats.parsed}, "
@@ -329,25 +371,26 @@ class _Run:
         )
         for note in stats.notes:
             self._verbose(note)
-        for outcome in result.outcomes:
-            if outcome.error:
-                self.errors.append(outcome.error)
-                if opts.verbose and outcome.error_detail:
-                    click.echo(outcome.error_detail.rstrip(), err=True)
-            if outcome.rejected:
-                click.echo(
-                    f"{PROG}: warning: {outcome.task.display}: not applying "
-                    f"{len(outcome.rejected)} fix(es): the result would not parse. "
-                    "Please report this.",
-                    err=True,
-                )
-            if not outcome.converged:
-                click.echo(
-                    f"{PROG}: warning: {outcome.task.display}: fixes did not converge; "
-                    "the file was fixed as far as possible. Please report this.",
-                    err=True,
-                )
-        return _Reporter(self, settings, result, stdin_mode).emit()
+
+    def _outcome_problems(self, outcome: FileOutcome) -> None:
+        """Record a file's error; warn about fixes that were not applied."""
+        if outcome.error:
+            self.errors.append(outcome.error)
+            if self.opts.verbose and outcome.error_detail:
+                click.echo(outcome.error_detail.rstrip(), err=True)
+        if outcome.rejected:
+            click.echo(
+                f"{PROG}: warning: {outcome.task.display}: not applying "
+                f"{len(outcome.rejected)} fix(es): the result would not parse. "
+                "Please report this.",
+                err=True,
+            )
+        if not outcome.converged:
+            click.echo(
+                f"{PROG}: warning: {outcome.task.display}: fixes did not converge; "
+                "the file was fixed as far as possible. Please report this.",
+                err=True,
+            )
 
     def _verbose(self, message: str) -> None:
         if self.opts.verbose:
@@ -372,7 +415,7 @@ class _Run:
 class _Reporter:
     """Turns a run result into output streams and an exit code."""
 
-    def __init__(self, run: _Run, settings: Any, result: Any, stdin_mode: bool) -> None:
+    def __init__(self, run: _Run, settings: Settings, result: RunResult, stdin_mode: bool) -> None:
         self.run = run
         self.opts = run.opts
         self.settings = settings
@@ -381,9 +424,9 @@ class _Reporter:
         self._texts: dict[str, list[str]] = {}
         self._sources: dict[str, str] = {}
 
-    def lines_of(self, item: Any) -> list[str]:
-        from zart_lint._apply_fix import split_lines
-        from zart_lint._runner import decode
+    def lines_of(self, item: Located) -> list[str]:
+        from zart_lint.engine._checker import decode
+        from zart_lint.fix._apply import split_lines
 
         key = item.abs_path
         if key not in self._texts:
@@ -400,102 +443,103 @@ class _Reporter:
         return self._texts[key]
 
     def emit(self) -> int:
-        from zart_lint import _output
-        from zart_lint._api import RULES
+        from zart_lint.output import Located
 
         opts = self.opts
         outcomes = self.result.outcomes
-        repo_root = _find_repo_root(self.run.cwd, self.settings.root)
-        fixed = sum(len(o.fixed) for o in outcomes)
-
         if opts.diff:
             return self._emit_diff(outcomes)
-
+        repo_root = _find_repo_root(self.run.cwd, self.settings.root)
         items = [
-            _output.Located(f, _abs_name(o), _repo_relative(o, repo_root))
+            Located(f, _abs_name(o), _repo_relative(o, repo_root))
             for o in outcomes
             for f in o.findings
         ]
-        rules: dict[str, Any] = dict(RULES)
-        if self.settings.report_unused_suppressions:
-            rules["ZRT100"] = UNUSED_RULE
-
-        stdout: IO[str] = sys.stdout
-        # With stdin + --fix, stdout carries the fixed code: the report goes to stderr.
-        if self.stdin_mode and opts.fix:
-            fixed_source = next((o.fixed_source for o in outcomes if o.fixed_source), None)
-            if fixed_source is None and outcomes and outcomes[0].task.stdin is not None:
-                fixed_source = outcomes[0].task.stdin.decode("utf-8", "replace")
-            stdout.write(fixed_source or "")
-            stdout.flush()
-            report_stream: IO[str] = sys.stderr
-        else:
-            report_stream = stdout
-
-        fmt = opts.output_format
+        report_stream = self._report_stream(outcomes)
+        fmt = FORMATS[opts.output_format]
         color = (
             opts.output_file is None
-            and fmt == "full"
+            and fmt.color
             and report_stream.isatty()
             and "NO_COLOR" not in os.environ
         )
+        report = self._render(fmt, items, repo_root, color)
         findings = [i.finding for i in items]
-        if opts.statistics:
-            report = _output.render_statistics(findings, rules, as_json=fmt == "json")
-        elif fmt == "concise":
-            report = _output.render_concise(items)
-        elif fmt == "json":
-            report = _output.render_json(items, rules)
-        elif fmt == "github":
-            report = _output.render_github(items)
-        elif fmt == "sarif":
-            ordered = [rules[c] for c in sorted(rules)]
-            report = _output.render_sarif(items, ordered, self.lines_of, repo_root)
-        else:
-            report = _output.render_full(
-                items, self.lines_of, show_source=opts.show_source, color=color
-            )
-
-        notes = [] if opts.quiet else self._fix_notes(outcomes)
-        if not opts.quiet and (fmt in ("full", "concise") or opts.statistics):
-            # json, sarif and github output is read by programs: no summary.
-            fixable = sum(1 for f in findings if f.fix)
-            summary = _output.summary_lines(len(findings), fixable, fixed, fix_mode=opts.fix)
-            if not (self.run.errors and summary == ["All checks passed!"]):
-                notes += summary  # "passed" would be a lie next to an error
+        fixed = sum(len(o.fixed) for o in outcomes)
+        notes = [] if opts.quiet else self._notes(fmt, findings, fixed)
         # Only the full format carries notes in its stream; the others stay
         # machine-readable (concise: exactly one line per finding).
-        notes_in_report = (fmt == "full" and not opts.statistics) or (
-            opts.statistics and fmt != "json"
+        notes_in_report = (fmt.notes_in_report and not opts.statistics) or (
+            opts.statistics and not fmt.json_statistics
         )
         if notes_in_report:
             report += "".join(f"{n}\n" for n in notes)
             notes = []
+        self._write(report, report_stream, color)
+        for note in notes:
+            click.echo(note, err=True)
+        return self.run._exit_code(len(findings), 0, fixed)
 
-        if opts.output_file:
-            path = Path(opts.output_file)
+    def _report_stream(self, outcomes: Sequence[FileOutcome]) -> IO[str]:
+        """stdout, unless stdout carries the fixed code (stdin + --fix): then stderr."""
+        if not (self.stdin_mode and self.opts.fix):
+            return sys.stdout
+        fixed_source = next((o.fixed_source for o in outcomes if o.fixed_source), None)
+        if fixed_source is None and outcomes and outcomes[0].task.stdin is not None:
+            fixed_source = outcomes[0].task.stdin.decode("utf-8", "replace")
+        sys.stdout.write(fixed_source or "")
+        sys.stdout.flush()
+        return sys.stderr
+
+    def _render(self, fmt: OutputFormat, items: list[Located], repo_root: Path, color: bool) -> str:
+        from zart_lint.output import RenderInput, render_statistics
+        from zart_lint.rules import RULES
+
+        rules: dict[str, RuleInfo] = dict(RULES)
+        if self.settings.report_unused_suppressions:
+            rules[UNUSED_SUPPRESSION.code] = UNUSED_SUPPRESSION
+        if self.opts.statistics:
+            findings = [i.finding for i in items]
+            return render_statistics(findings, rules, as_json=fmt.json_statistics)
+        request = RenderInput(
+            items, rules, self.lines_of, repo_root, show_source=self.opts.show_source, color=color
+        )
+        return fmt.render(request)
+
+    def _notes(self, fmt: OutputFormat, findings: list[Finding], fixed: int) -> list[str]:
+        """What was fixed, then the summary (for people: json, sarif, github get none)."""
+        from zart_lint.output import summary_lines
+
+        notes = self._fix_notes(self.result.outcomes)
+        if fmt.for_people or self.opts.statistics:
+            fixable = sum(1 for f in findings if f.fix)
+            summary = summary_lines(len(findings), fixable, fixed, fix_mode=self.opts.fix)
+            if not (self.run.errors and summary == ["All checks passed!"]):
+                notes += summary  # "passed" would be a lie next to an error
+        return notes
+
+    def _write(self, report: str, stream: IO[str], color: bool) -> None:
+        if self.opts.output_file:
+            path = Path(self.opts.output_file)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(report, encoding="utf-8")
             except OSError as exc:
                 self.run.errors.append(f"cannot write {path}: {exc.strerror or exc}")
         else:
-            click.echo(report, file=report_stream, nl=False, color=color or None)
-        for note in notes:
-            click.echo(note, err=True)
-        return self.run._exit_code(len(findings), 0, fixed)
+            click.echo(report, file=stream, nl=False, color=color or None)
 
-    def _fix_notes(self, outcomes: Sequence[Any]) -> list[str]:
+    def _fix_notes(self, outcomes: Sequence[FileOutcome]) -> list[str]:
         notes = []
         for o in outcomes:
             if not o.fixed:
                 continue
-            notes.append(f"Fixed {_plural(len(o.fixed), 'error')} in {o.task.display}:")
+            notes.append(f"Fixed {plural(len(o.fixed), 'error')} in {o.task.display}:")
             for f in sorted(o.fixed, key=lambda f: (f.line, f.column)):
                 notes.append(f"  - {f.code} {f.fix.message if f.fix else ''} (line {f.line})")
         return notes
 
-    def _emit_diff(self, outcomes: Sequence[Any]) -> int:
+    def _emit_diff(self, outcomes: Sequence[FileOutcome]) -> int:
         diffs = [o.diff for o in outcomes if o.diff]
         would_fix = sum(len(o.fixed) for o in outcomes)
         output = "".join(diffs)
@@ -505,39 +549,19 @@ class _Reporter:
             click.echo(output, nl=False)
         if not self.opts.quiet:
             if would_fix:
-                click.echo(f"Would fix {_plural(would_fix, 'error')}.", err=True)
+                click.echo(f"Would fix {plural(would_fix, 'error')}.", err=True)
             else:
                 click.echo("No fixes available.", err=True)
         return self.run._exit_code(0, len(diffs), 0)
 
 
-@dataclass(frozen=True)
-class _UnusedRule:
-    code: str = "ZRT100"
-    name: str = "unused-suppression"
-    summary: str = "A zart-lint suppression comment that suppresses nothing"
-    explanation: str = (
-        "A `# noqa: ZRT...` or `# zart-lint: ignore[...]` comment names a zart-lint rule "
-        "that reports nothing on that line. Stale suppressions hide future findings: "
-        "remove the code (the fix does it). Reported with --report-unused-suppressions."
-    )
-    fixable: bool = True
-
-
-UNUSED_RULE = _UnusedRule()
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _abs_name(outcome: Any) -> str:
+def _abs_name(outcome: FileOutcome) -> str:
     if outcome.task.stdin is not None and outcome.task.display == "-":
         return "-"
     return str(outcome.task.path)
 
 
-def _repo_relative(outcome: Any, repo_root: Path) -> str | None:
+def _repo_relative(outcome: FileOutcome, repo_root: Path) -> str | None:
     if outcome.task.stdin is not None and outcome.task.display == "-":
         return None
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from zart_lint._api import ProjectIndex, RuleOptions, lint_source
-from zart_lint._finding import Finding
+from zart_lint import Finding
+from zart_lint.engine._api import ProjectIndex, RuleOptions, lint_source
 
 
 def lint(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zart_lint._api import RuleOptions
+from zart_lint.engine._api import RuleOptions
 
 from lint_helpers import codes, lint
 
@@ -617,7 +617,7 @@ def test_positions_match_libcst(source: str, strategy: str) -> None:
     import libcst as cst
     from libcst.metadata import MetadataWrapper, PositionProvider
 
-    from zart_lint import _positions
+    from zart_lint.analysis import _positions
 
     module = cst.parse_module(source)
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)

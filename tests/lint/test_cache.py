@@ -9,9 +9,9 @@ import re
 import textwrap
 from pathlib import Path
 
-from zart_lint._cache import Cache, Entry, digest
-from zart_lint._finding import Edit, Finding, Fix
-from zart_lint._suppression import Suppression
+from zart_lint import Edit, Finding, Fix
+from zart_lint.engine._cache import Cache, Entry, digest
+from zart_lint.engine._suppression import Suppression
 
 from cli_helpers import BUGGY, CLEAN, invoke, write_project
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import zart_lint._api as api
-import zart_lint._runner as runner
+import zart_lint.engine._api as api
+import zart_lint.engine._checker as checker
+import zart_lint.engine._runner as runner
 
 from cli_helpers import (
     BUG_COL,
@@ -137,15 +138,15 @@ def test_unreadable_file_is_reported_and_others_still_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_project(tmp_path, {"flow.py": BUGGY, "secret.py": CLEAN})
-    real_read = runner.FileChecker._read
+    real_read = checker.FileChecker._read
 
-    def read(self: runner.FileChecker, task: runner.FileTask) -> tuple[bytes, object]:
+    def read(self: checker.FileChecker, task: checker.FileTask) -> tuple[bytes, object]:
         if task.path.endswith("secret.py"):
-            raise runner._Unreadable("Permission denied")
+            raise checker._Unreadable("Permission denied")
         return real_read(self, task)
 
     # Root can read any file, so a chmod would prove nothing here: simulate.
-    monkeypatch.setattr(runner.FileChecker, "_read", read)
+    monkeypatch.setattr(checker.FileChecker, "_read", read)
     out = invoke(["--output-format", "concise", "--no-cache"], tmp_path)
     lines = concise_lines(out.stdout)
     assert "secret.py:1:1: ZRT000 cannot read file (Permission denied)" in lines
@@ -296,7 +297,7 @@ def test_crash_in_one_file_does_not_stop_the_others(
             raise ValueError("rule exploded")
         return real(source, path, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(runner, "lint_source", lint_source)
+    monkeypatch.setattr(checker, "lint_source", lint_source)
     out = invoke(["--output-format", "concise", "--no-cache"], tmp_path)
     assert out.code == 2
     assert concise_lines(out.stdout)[0].startswith("b_flow.py:")

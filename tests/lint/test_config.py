@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from zart_lint._api import RULES
-from zart_lint._config import (
+from zart_lint.engine._runner import rule_options
+from zart_lint.project._config import (
     DEFAULT_EXCLUDES,
     FileConfig,
     RuleSelection,
@@ -15,8 +15,8 @@ from zart_lint._config import (
     load_file_config,
     resolve_rules,
 )
-from zart_lint._discovery import PathMatcher
-from zart_lint._runner import rule_options
+from zart_lint.project._discovery import PathMatcher
+from zart_lint.rules import RULES
 
 from cli_helpers import BUGGY, invoke, json_findings, run_cli, write_project
 

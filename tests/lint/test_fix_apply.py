@@ -7,8 +7,8 @@ from pathlib import Path
 
 import libcst
 
-from zart_lint._apply_fix import apply_fixes, fix_until_stable, unified_diff
-from zart_lint._finding import Edit, Finding, Fix
+from zart_lint import Edit, Finding, Fix
+from zart_lint.fix._apply import apply_fixes, fix_until_stable, unified_diff
 
 from cli_helpers import BUGGY, BUGGY_ENUMERATE, CLEAN, invoke, json_findings, run_cli, write_project
 

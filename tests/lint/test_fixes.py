@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from zart_lint._finding import Edit, Finding
+from zart_lint import Edit, Finding
 
 from lint_helpers import lint
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from zart_lint._api import RULES
+from zart_lint.rules import RULES
 
 from cli_helpers import BUG_COL, BUG_LINE, BUGGY, BUGGY_ENUMERATE, CLEAN, invoke, write_project
 
@@ -74,11 +74,12 @@ def test_github_workflow_commands(tmp_path: Path) -> None:
 
 
 def test_github_escapes_property_and_message_data(tmp_path: Path) -> None:
-    from zart_lint._finding import Finding
-    from zart_lint._output import Located, render_github
+    from zart_lint import Finding
+    from zart_lint.output import FORMATS, Located, RenderInput
 
     f = Finding("ZRT001", "50% done\nnext", "a,b:c.py", 1, 2, 1, 3)
-    out = render_github([Located(f, "/x/a,b:c.py", "a,b:c.py")])
+    items = [Located(f, "/x/a,b:c.py", "a,b:c.py")]
+    out = FORMATS["github"].render(RenderInput(items, {}, lambda _: [], Path("/x")))
     assert "file=a%2Cb%3Ac.py" in out
     assert out.endswith("::ZRT001 50%25 done%0Anext\n")
 
@@ -181,13 +182,16 @@ def test_full_format_without_source(tmp_path: Path) -> None:
 
 
 def test_full_snippet_handles_tabs_and_wide_characters() -> None:
-    from zart_lint._finding import Finding
-    from zart_lint._output import Located, render_full
+    from zart_lint import Finding
+    from zart_lint.output import FORMATS, Located, RenderInput
 
     text = "for x in y:\n\tz = '日本'; call(x)\n"
     col = text.splitlines()[1].index("call") + 1
     f = Finding("ZRT001", "msg", "t.py", 2, col, 2, col + 7)
-    out = render_full([Located(f, "t.py", None)], lambda _: text.splitlines(keepends=True))
+    lines = text.splitlines(keepends=True)
+    out = FORMATS["full"].render(
+        RenderInput([Located(f, "t.py", None)], {}, lambda _: lines, Path())
+    )
     src, carets = [line for line in out.splitlines() if line.startswith(("2 |", "  |"))][1:3]
     assert carets.index("^") == src.index("call") + 2  # the two wide characters
     assert carets.count("^") == 7

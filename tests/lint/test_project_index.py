@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from zart_lint._api import ProjectIndex, RuleOptions, lint_source, might_involve_steps
+from zart_lint.engine._api import ProjectIndex, RuleOptions, lint_source, might_involve_steps
 
 from lint_helpers import codes, write_tree
 

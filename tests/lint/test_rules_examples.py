@@ -4,56 +4,68 @@ from __future__ import annotations
 
 import re
 import textwrap
-from types import ModuleType
 
 import libcst as cst
 import pytest
 
-from zart_lint._api import RULES
-from zart_lint.rules import RULE_MODULES
+from zart_lint.rules import CHECKS, RULES, Rule
 
 from lint_helpers import codes, lint
 
 EXAMPLES = [
-    pytest.param(module, kind, example, id=f"{module.CODE}-{kind}-{number}")
-    for module in RULE_MODULES
-    for kind in ("VALID", "INVALID")
-    for number, example in enumerate(getattr(module, kind))
+    pytest.param(rule, kind, example, id=f"{rule.code}-{kind}-{number}")
+    for rule in RULES.values()
+    for kind, examples in (("VALID", rule.valid), ("INVALID", rule.invalid))
+    for number, example in enumerate(examples)
 ]
 
 
-@pytest.mark.parametrize(("module", "kind", "example"), EXAMPLES)
-def test_example(module: ModuleType, kind: str, example: str) -> None:
+@pytest.mark.parametrize(("rule", "kind", "example"), EXAMPLES)
+def test_example(rule: Rule, kind: str, example: str) -> None:
     found = codes(lint(example))
     if kind == "INVALID":
-        assert module.CODE in found
+        assert rule.code in found
     else:
-        assert module.CODE not in found
+        assert rule.code not in found
 
 
-@pytest.mark.parametrize("module", RULE_MODULES, ids=lambda module: module.CODE)
-def test_rule_module_shape(module: ModuleType) -> None:
-    assert re.fullmatch(r"ZRT\d{3}", module.CODE)
-    assert re.fullmatch(r"[a-z]+(-[a-z]+)+", module.NAME)
-    assert module.SUMMARY and "\n" not in module.SUMMARY
-    assert len(module.VALID) >= 3
-    assert len(module.INVALID) >= 3
-    assert module.__doc__ and module.__doc__.startswith(f"{module.CODE}:")
+@pytest.mark.parametrize("rule", RULES.values(), ids=lambda rule: rule.code)
+def test_rule_shape(rule: Rule) -> None:
+    assert re.fullmatch(r"ZRT\d{3}", rule.code)
+    assert re.fullmatch(r"[a-z]+(-[a-z]+)+", rule.name)
+    assert rule.summary and "\n" not in rule.summary
+    assert len(rule.valid) >= 3
+    assert len(rule.invalid) >= 3
+    assert rule.explanation.startswith(f"{rule.code}:")
+    # The module is named after the rule: zrtNNN_<name>.py.
+    if rule.check is not None:
+        module = rule.check.__module__.rpartition(".")[2]
+        assert module.startswith(f"{rule.code.lower()}_"), module
 
 
-@pytest.mark.parametrize("module", RULE_MODULES, ids=lambda module: module.CODE)
-def test_examples_other_than_zrt000_parse(module: ModuleType) -> None:
+@pytest.mark.parametrize("rule", RULES.values(), ids=lambda rule: rule.code)
+def test_examples_other_than_zrt000_parse(rule: Rule) -> None:
     """An INVALID example must fail for its own reason, not by being broken Python."""
-    if module.CODE == "ZRT000":
+    if rule.code == "ZRT000":
         return
-    for example in (*module.VALID, *module.INVALID):
+    for example in (*rule.valid, *rule.invalid):
         cst.parse_module(textwrap.dedent(example))
         compile(textwrap.dedent(example), "<example>", "exec")
 
 
 def test_registry_lists_every_code() -> None:
     assert sorted(RULES) == [f"ZRT00{n}" for n in range(9)]
+    assert list(RULES) == sorted(RULES)
     for code, info in RULES.items():
         assert info.code == code
         assert info.explanation.startswith(code)
     assert {code for code, info in RULES.items() if info.fixable} == {"ZRT001", "ZRT002"}
+    # Every rule but ZRT000 (reported when a file does not parse) runs on each file.
+    assert tuple(rule.check for code, rule in RULES.items() if code != "ZRT000") == CHECKS
+
+
+def test_registering_a_code_twice_fails() -> None:
+    from zart_lint.rules._registry import register_module
+
+    with pytest.raises(RuntimeError, match="ZRT001"):
+        register_module("zart_lint.rules.zrt001_constant_name_in_loop")

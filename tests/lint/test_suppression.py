@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from zart_lint._finding import Finding
-from zart_lint._suppression import Suppression, apply_suppressions, parse_suppressions
+from zart_lint import Finding
+from zart_lint.engine._suppression import Suppression, apply_suppressions, parse_suppressions
 
 from cli_helpers import BUG_LINE, BUGGY, CLEAN, invoke, json_findings, write_project
 

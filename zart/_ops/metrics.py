@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from zart._storage import ALL_STATUSES
-from zart._storage._records import STEP_COMPLETED, STEP_FAILED, STEP_RETRYING
+from zart._ops._internals import ALL_STATUSES, STEP_COMPLETED, STEP_FAILED, STEP_RETRYING
 
 if TYPE_CHECKING:
-    from zart._engine import Zart
+    from zart import Zart
 
 # Step duration buckets, in seconds.
 BUCKETS: tuple[float, ...] = (
@@ -32,34 +31,26 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-def render_metrics(app: Zart) -> str:
-    """The metrics page."""
-    snap = app.storage.metrics_snapshot(BUCKETS)
-    out: list[str] = []
+def _family(out: list[str], name: str, kind: str, help_: str) -> None:
+    out.append(f"# HELP {name} {help_}")
+    out.append(f"# TYPE {name} {kind}")
 
-    def family(name: str, kind: str, help_: str) -> None:
-        out.append(f"# HELP {name} {help_}")
-        out.append(f"# TYPE {name} {kind}")
 
-    family("zart_executions", "gauge", "Executions by status.")
-    for status in ALL_STATUSES:
-        n = snap["executions"].get(status, 0)
-        out.append(f'zart_executions{{status="{status}"}} {n}')
-
-    family("zart_steps", "gauge", "Step checkpoints by kind and status.")
-    steps: dict[tuple[str, str], int] = snap["steps"]
-    kinds = sorted({k for k, _ in steps} | {"step"})
-    for kind in kinds:
+def _step_lines(out: list[str], steps: dict[tuple[str, str], int]) -> None:
+    _family(out, "zart_steps", "gauge", "Step checkpoints by kind and status.")
+    for kind in sorted({k for k, _ in steps} | {"step"}):
         for status in sorted(set(STEP_STATUSES) | {st for k, st in steps if k == kind}):
             n = steps.get((kind, status), 0)
             out.append(f'zart_steps{{kind="{_label(kind)}",status="{_label(status)}"}} {n}')
 
-    family(
+
+def _histogram_lines(out: list[str], histogram: dict[str, tuple[int, float, list[int]]]) -> None:
+    _family(
+        out,
         "zart_step_duration_seconds",
         "histogram",
         "Duration of finished steps (first attempt start to finish, retries included).",
     )
-    histogram: dict[str, tuple[int, float, list[int]]] = snap["histogram"]
     for kind in sorted(set(histogram) | {"step"}):
         count, total, cumulative = histogram.get(kind, (0, 0.0, [0] * len(BUCKETS)))
         k = _label(kind)
@@ -69,21 +60,34 @@ def render_metrics(app: Zart) -> str:
         out.append(f'zart_step_duration_seconds_sum{{kind="{k}"}} {_num(total)}')
         out.append(f'zart_step_duration_seconds_count{{kind="{k}"}} {count}')
 
-    family(
+
+def render_metrics(app: Zart) -> str:
+    """The metrics page."""
+    snap = app.ops_store.metrics_snapshot(BUCKETS)
+    out: list[str] = []
+    _family(out, "zart_executions", "gauge", "Executions by status.")
+    for status in ALL_STATUSES:
+        n = snap["executions"].get(status, 0)
+        out.append(f'zart_executions{{status="{status}"}} {n}')
+    _step_lines(out, snap["steps"])
+    _histogram_lines(out, snap["histogram"])
+    _family(
+        out,
         "zart_queue_depth",
         "gauge",
         "Runnable executions not yet claimed: pending, due sleepers/waiters, expired leases.",
     )
     out.append(f"zart_queue_depth {snap['queue_depth']}")
-
-    family(
+    _family(
+        out,
         "zart_executions_reclaimed",
         "gauge",
         "Executions claimed more than once (lease takeovers, crash recoveries, "
         "wake-ups after sleep/wait, admin retries).",
     )
     out.append(f"zart_executions_reclaimed {snap['resumed']}")
-    family(
+    _family(
+        out,
         "zart_execution_reclaims",
         "gauge",
         "Claims beyond each execution's first, summed over all executions.",

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the HTTP API (served at ``/openapi.json``).
 
-Written by hand next to the routes in ``api.py``; ``tests/test_ops_api.py`` checks
+Written by hand next to the routes of the ``api`` package; ``tests/test_ops_api.py`` checks
 that every route is documented and every documented response matches what the
 server really returns.
 """
@@ -11,41 +11,48 @@ import copy
 from typing import Any
 
 from zart import __version__
-from zart._storage import ALL_STATUSES
+from zart._ops._internals import ALL_STATUSES
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_TIME = {"type": "string", "format": "date-time"}
+_STATUS = {"type": "string", "enum": list(ALL_STATUSES)}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _list_of(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": _ref(name)}
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """A JSON object schema; ``required`` lists the keys it always has."""
+    schema: dict[str, Any] = {"type": "object"}
+    if required is not None:
+        schema["required"] = required
+    schema["properties"] = properties
+    return schema
+
+
+def _record(properties: dict[str, Any]) -> dict[str, Any]:
+    """A JSON object schema whose keys are all always there."""
+    return _object(properties, list(properties))
+
 
 SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error", "message"],
-        "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
-    },
-    "Execution": {
-        "type": "object",
-        "required": [
-            "id",
-            "durable_name",
-            "status",
-            "attempts",
-            "created_at",
-            "updated_at",
-            "started_at",
-            "finished_at",
-            "wake_at",
-            "duration",
-            "error",
-            "lease_owner",
-            "parent_id",
-        ],
-        "properties": {
-            "id": {"type": "string"},
-            "durable_name": {"type": "string"},
-            "status": {"type": "string", "enum": list(ALL_STATUSES)},
-            "attempts": {"type": "integer"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
+    "Error": _record({"error": _STR, "message": _STR}),
+    "Execution": _record(
+        {
+            "id": _STR,
+            "durable_name": _STR,
+            "status": _STATUS,
+            "attempts": _INT,
+            "created_at": _TIME,
+            "updated_at": _TIME,
             "started_at": _NULLABLE_TIME,
             "finished_at": _NULLABLE_TIME,
             "wake_at": _NULLABLE_TIME,
@@ -53,166 +60,84 @@ SCHEMAS: dict[str, Any] = {
             "error": {**_NULLABLE_STR, "description": "'Type: message' of a failure"},
             "lease_owner": _NULLABLE_STR,
             "parent_id": _NULLABLE_STR,
-        },
-    },
+        }
+    ),
     "ExecutionDetail": {
         "allOf": [
-            {"$ref": "#/components/schemas/Execution"},
-            {
-                "type": "object",
-                "required": ["input", "result"],
-                "properties": {
+            _ref("Execution"),
+            _record(
+                {
                     "input": {"description": 'stored input: {"args": [...], "kwargs": {...}}'},
                     "result": {"description": "stored result (JSON), null until completed"},
-                },
-            },
+                }
+            ),
         ]
     },
-    "ExecutionPage": {
-        "type": "object",
-        "required": ["items", "limit", "offset", "next_offset"],
-        "properties": {
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Execution"}},
-            "limit": {"type": "integer"},
-            "offset": {"type": "integer"},
+    "ExecutionPage": _record(
+        {
+            "items": _list_of("Execution"),
+            "limit": _INT,
+            "offset": _INT,
             "next_offset": {"type": ["integer", "null"]},
-        },
-    },
-    "Step": {
-        "type": "object",
-        "required": [
-            "name",
-            "seq",
-            "kind",
-            "status",
-            "attempts",
-            "started_at",
-            "finished_at",
-            "duration",
-            "output_preview",
-            "error",
-        ],
-        "properties": {
-            "name": {"type": "string"},
-            "seq": {"type": "integer"},
-            "kind": {"type": "string"},
-            "status": {"type": "string"},
-            "attempts": {"type": "integer"},
+        }
+    ),
+    "Step": _record(
+        {
+            "name": _STR,
+            "seq": _INT,
+            "kind": _STR,
+            "status": _STR,
+            "attempts": _INT,
             "started_at": _NULLABLE_TIME,
             "finished_at": _NULLABLE_TIME,
             "duration": {"type": ["number", "null"]},
             "output_preview": _NULLABLE_STR,
             "error": _NULLABLE_STR,
-        },
-    },
-    "StepList": {
-        "type": "object",
-        "required": ["execution_id", "items"],
-        "properties": {
-            "execution_id": {"type": "string"},
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Step"}},
-        },
-    },
-    "StartRequest": {
-        "type": "object",
-        "required": ["durable"],
-        "properties": {
+        }
+    ),
+    "StepList": _record({"execution_id": _STR, "items": _list_of("Step")}),
+    "StartRequest": _object(
+        {
             "durable": {"type": "string", "description": "registered durable name"},
-            "input": {
-                "description": "array (positional), object (keyword) or single value",
-            },
+            "input": {"description": "array (positional), object (keyword) or single value"},
             "id": {"type": "string", "description": "idempotency: an existing id is returned"},
         },
-    },
-    "CancelResult": {
-        "type": "object",
-        "required": ["id", "cancelled", "status"],
-        "properties": {
-            "id": {"type": "string"},
-            "cancelled": {"type": "boolean"},
-            "status": {"type": "string", "enum": list(ALL_STATUSES)},
-        },
-    },
-    "EventRequest": {
-        "type": "object",
-        "required": ["name"],
-        "properties": {"name": {"type": "string"}, "payload": {}},
-    },
-    "EventResult": {
-        "type": "object",
-        "required": ["id", "name", "delivered"],
-        "properties": {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "delivered": {"type": "boolean"},
-        },
-    },
-    "Counts": {
-        "type": "object",
-        "required": ["counts", "total"],
-        "properties": {
-            "counts": {
-                "type": "object",
-                "required": list(ALL_STATUSES),
-                "properties": {st: {"type": "integer"} for st in ALL_STATUSES},
-            },
-            "total": {"type": "integer"},
-        },
-    },
-    "Names": {
-        "type": "object",
-        "required": ["items"],
-        "properties": {"items": {"type": "array", "items": {"type": "string"}}},
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status"],
-        "properties": {"status": {"type": "string"}},
-    },
-    "RetryStepRequest": {
-        "type": "object",
-        "properties": {
+        ["durable"],
+    ),
+    "CancelResult": _record({"id": _STR, "cancelled": {"type": "boolean"}, "status": _STATUS}),
+    "EventRequest": _object({"name": _STR, "payload": {}}, ["name"]),
+    "EventResult": _record({"id": _STR, "name": _STR, "delivered": {"type": "boolean"}}),
+    "Counts": _record(
+        {"counts": _record({st: {"type": "integer"} for st in ALL_STATUSES}), "total": _INT}
+    ),
+    "Names": _record({"items": {"type": "array", "items": _STR}}),
+    "Health": _record({"status": _STR}),
+    "RetryStepRequest": _object(
+        {
             "step": {"type": "string", "description": "default: the one failed step"},
             "actor": {"type": "string", "description": "who asks (recorded in the audit log)"},
-        },
-    },
-    "RestartRequest": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "RestartRequest": _object(
+        {
             "input": {"description": "new input (same forms as start); default: the stored one"},
             "new_id": {"type": "string", "description": "start a copy under this id instead"},
-            "actor": {"type": "string"},
-        },
-    },
-    "RerunFromRequest": {
-        "type": "object",
-        "required": ["step"],
-        "properties": {"step": {"type": "string"}, "actor": {"type": "string"}},
-    },
-    "AuditEntry": {
-        "type": "object",
-        "required": ["id", "execution_id", "action", "actor", "created_at", "details"],
-        "properties": {
-            "id": {"type": "integer"},
-            "execution_id": {"type": "string"},
+            "actor": _STR,
+        }
+    ),
+    "RerunFromRequest": _object({"step": _STR, "actor": _STR}, ["step"]),
+    "AuditEntry": _record(
+        {
+            "id": _INT,
+            "execution_id": _STR,
             "action": {"type": "string", "enum": ["retry-step", "restart", "rerun-from"]},
-            "actor": {"type": "string"},
-            "created_at": {"type": "string", "format": "date-time"},
+            "actor": _STR,
+            "created_at": _TIME,
             "details": {"type": "object"},
-        },
-    },
-    "AuditList": {
-        "type": "object",
-        "required": ["items"],
-        "properties": {
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}}
-        },
-    },
+        }
+    ),
+    "AuditList": _record({"items": _list_of("AuditEntry")}),
 }
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _json(description: str, schema: str) -> dict[str, Any]:
@@ -237,201 +162,206 @@ def _body(schema: str, required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-def _paths(metrics: bool) -> dict[str, Any]:
-    e404 = _err("no execution with this id")
-    e409 = _err("the execution's state does not allow it")
-    e422 = _err("bad input")
-    paths: dict[str, Any] = {
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    open_: bool = False,
+) -> dict[str, Any]:
+    """One operation. ``open_``: no token needed (``security: []``)."""
+    op: dict[str, Any] = {"summary": summary}
+    if open_:
+        op["security"] = []
+    if parameters is not None:
+        op["parameters"] = parameters
+    if body is not None:
+        op["requestBody"] = body
+    op["responses"] = responses
+    return op
+
+
+_E404 = _err("no execution with this id")
+_E409 = _err("the execution's state does not allow it")
+_E422 = _err("bad input")
+_TIMEOUT = {
+    "name": "timeout",
+    "in": "query",
+    "schema": {"type": "number", "minimum": 0, "maximum": 60, "default": 30},
+}
+_LIST_PARAMETERS = [
+    {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(ALL_STATUSES)}},
+    {"name": "name", "in": "query", "schema": {"type": "string"}},
+    {**_LIMIT, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+]
+
+
+def _on_id(
+    summary: str,
+    responses: dict[str, Any],
+    body: dict[str, Any] | None = None,
+    query: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An operation on one execution (path parameter ``{id}``, and ``query`` if given):
+    it also answers 404 when there is none, listed after the successes."""
+    success = {code: r for code, r in responses.items() if code.startswith("2")}
+    errors = {code: r for code, r in responses.items() if not code.startswith("2")}
+    parameters = [_ID] if query is None else [_ID, query]
+    return _op(summary, {**success, "404": _E404, **errors}, parameters=parameters, body=body)
+
+
+def _probe_paths() -> dict[str, Any]:
+    document = {
+        "description": "OpenAPI 3.1",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+    ready = {"200": _json("ready", "Health"), "503": _err("the database is unreachable")}
+    return {
         "/healthz": {
-            "get": {
-                "summary": "Liveness (always open, no token)",
-                "security": [],
-                "responses": {"200": _json("the process is up", "Health")},
-            }
+            "get": _op(
+                "Liveness (always open, no token)",
+                {"200": _json("the process is up", "Health")},
+                open_=True,
+            )
         },
         "/readyz": {
-            "get": {
-                "summary": "Readiness: the database answers (always open, no token)",
-                "security": [],
-                "responses": {
-                    "200": _json("ready", "Health"),
-                    "503": _err("the database is unreachable"),
-                },
-            }
+            "get": _op("Readiness: the database answers (always open, no token)", ready, open_=True)
         },
-        "/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "responses": {
-                    "200": {
-                        "description": "OpenAPI 3.1",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
-                },
-            }
-        },
+        "/openapi.json": {"get": _op("This document", {"200": document})},
+    }
+
+
+def _list_paths() -> dict[str, Any]:
+    start_responses = {
+        "201": _json("created (pending; a worker runs it)", "ExecutionDetail"),
+        "200": _json("the id existed: that execution", "ExecutionDetail"),
+        "409": _err("the id belongs to another durable function"),
+        "422": _err("unknown durable, bad input or bad body"),
+    }
+    return {
         "/api/durables": {
-            "get": {
-                "summary": "Durable function names registered in the server process",
-                "responses": {"200": _json("names", "Names")},
-            }
+            "get": _op(
+                "Durable function names registered in the server process",
+                {"200": _json("names", "Names")},
+            )
         },
         "/api/counts": {
-            "get": {
-                "summary": "Number of executions by status",
-                "responses": {"200": _json("counts", "Counts")},
-            }
+            "get": _op("Number of executions by status", {"200": _json("counts", "Counts")})
         },
         "/api/audit": {
-            "get": {
-                "summary": "Audit log of admin operations, newest first",
-                "parameters": [_LIMIT],
-                "responses": {"200": _json("entries", "AuditList"), "422": e422},
-            }
+            "get": _op(
+                "Audit log of admin operations, newest first",
+                {"200": _json("entries", "AuditList"), "422": _E422},
+                parameters=[_LIMIT],
+            )
         },
         "/api/executions": {
-            "get": {
-                "summary": "List executions, newest first",
-                "parameters": [
-                    {
-                        "name": "status",
-                        "in": "query",
-                        "schema": {"type": "string", "enum": list(ALL_STATUSES)},
-                    },
-                    {"name": "name", "in": "query", "schema": {"type": "string"}},
-                    {**_LIMIT, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                ],
-                "responses": {"200": _json("one page", "ExecutionPage"), "422": e422},
-            },
-            "post": {
-                "summary": "Start an execution of a registered durable function",
-                "requestBody": _body("StartRequest"),
-                "responses": {
-                    "201": _json("created (pending; a worker runs it)", "ExecutionDetail"),
-                    "200": _json("the id existed: that execution", "ExecutionDetail"),
-                    "409": _err("the id belongs to another durable function"),
-                    "422": _err("unknown durable, bad input or bad body"),
-                },
-            },
-        },
-        "/api/executions/{id}": {
-            "get": {
-                "summary": "One execution, with its input and result",
-                "parameters": [_ID],
-                "responses": {"200": _json("the execution", "ExecutionDetail"), "404": e404},
-            }
-        },
-        "/api/executions/{id}/steps": {
-            "get": {
-                "summary": "Its steps, in call order",
-                "parameters": [_ID],
-                "responses": {"200": _json("steps", "StepList"), "404": e404},
-            }
-        },
-        "/api/executions/{id}/wait": {
-            "get": {
-                "summary": "Wait (at most `timeout` s, max 60) until it finishes; "
-                "returns it either way: check `status`",
-                "parameters": [
-                    _ID,
-                    {
-                        "name": "timeout",
-                        "in": "query",
-                        "schema": {"type": "number", "minimum": 0, "maximum": 60, "default": 30},
-                    },
-                ],
-                "responses": {
-                    "200": _json("the execution", "ExecutionDetail"),
-                    "404": e404,
-                    "422": e422,
-                },
-            }
-        },
-        "/api/executions/{id}/audit": {
-            "get": {
-                "summary": "Audit log of one execution",
-                "parameters": [_ID, _LIMIT],
-                "responses": {"200": _json("entries", "AuditList"), "404": e404},
-            }
-        },
-        "/api/executions/{id}/cancel": {
-            "post": {
-                "summary": "Cancel (it stops at its next step boundary)",
-                "parameters": [_ID],
-                "responses": {"200": _json("outcome", "CancelResult"), "404": e404},
-            }
-        },
-        "/api/executions/{id}/events": {
-            "post": {
-                "summary": "Deliver an event to a wait_for_event (kept until consumed)",
-                "parameters": [_ID],
-                "requestBody": _body("EventRequest"),
-                "responses": {
-                    "202": _json("stored", "EventResult"),
-                    "404": e404,
-                    "422": e422,
-                },
-            }
-        },
-        "/api/executions/{id}/retry-step": {
-            "post": {
-                "summary": "Retry the failed step of a failed execution",
-                "parameters": [_ID],
-                "requestBody": _body("RetryStepRequest", required=False),
-                "responses": {
-                    "200": _json("back to pending", "Execution"),
-                    "404": e404,
-                    "409": e409,
-                },
-            }
-        },
-        "/api/executions/{id}/restart": {
-            "post": {
-                "summary": "Run a finished execution again from the start (same id, "
-                "checkpoints cleared; or a copy under new_id)",
-                "parameters": [_ID],
-                "requestBody": _body("RestartRequest", required=False),
-                "responses": {
-                    "200": _json("same id, back to pending", "Execution"),
-                    "201": _json("the new execution (new_id)", "Execution"),
-                    "404": e404,
-                    "409": e409,
-                    "422": e422,
-                },
-            }
-        },
-        "/api/executions/{id}/rerun-from": {
-            "post": {
-                "summary": "Re-run a finished execution from a step, keeping earlier checkpoints",
-                "parameters": [_ID],
-                "requestBody": _body("RerunFromRequest"),
-                "responses": {
-                    "200": _json("back to pending", "Execution"),
-                    "404": e404,
-                    "409": e409,
-                    "422": e422,
-                },
-            }
+            "get": _op(
+                "List executions, newest first",
+                {"200": _json("one page", "ExecutionPage"), "422": _E422},
+                parameters=_LIST_PARAMETERS,
+            ),
+            "post": _op(
+                "Start an execution of a registered durable function",
+                start_responses,
+                body=_body("StartRequest"),
+            ),
         },
     }
+
+
+def _execution_paths() -> dict[str, Any]:
+    x = "/api/executions/{id}"
+    detail = _json("the execution", "ExecutionDetail")
+    return {
+        x: {"get": _on_id("One execution, with its input and result", {"200": detail})},
+        x + "/steps": {
+            "get": _on_id("Its steps, in call order", {"200": _json("steps", "StepList")})
+        },
+        x + "/wait": {
+            "get": _on_id(
+                "Wait (at most `timeout` s, max 60) until it finishes; "
+                "returns it either way: check `status`",
+                {"200": detail, "422": _E422},
+                query=_TIMEOUT,
+            )
+        },
+        x + "/audit": {
+            "get": _on_id(
+                "Audit log of one execution", {"200": _json("entries", "AuditList")}, query=_LIMIT
+            )
+        },
+    }
+
+
+def _write_paths() -> dict[str, Any]:
+    x = "/api/executions/{id}"
+    pending = _json("back to pending", "Execution")
+    restarted = {
+        "200": _json("same id, back to pending", "Execution"),
+        "201": _json("the new execution (new_id)", "Execution"),
+        "409": _E409,
+        "422": _E422,
+    }
+    return {
+        x + "/cancel": {
+            "post": _on_id(
+                "Cancel (it stops at its next step boundary)",
+                {"200": _json("outcome", "CancelResult")},
+            )
+        },
+        x + "/events": {
+            "post": _on_id(
+                "Deliver an event to a wait_for_event (kept until consumed)",
+                {"202": _json("stored", "EventResult"), "422": _E422},
+                _body("EventRequest"),
+            )
+        },
+        x + "/retry-step": {
+            "post": _on_id(
+                "Retry the failed step of a failed execution",
+                {"200": pending, "409": _E409},
+                _body("RetryStepRequest", required=False),
+            )
+        },
+        x + "/restart": {
+            "post": _on_id(
+                "Run a finished execution again from the start (same id, "
+                "checkpoints cleared; or a copy under new_id)",
+                restarted,
+                _body("RestartRequest", required=False),
+            )
+        },
+        x + "/rerun-from": {
+            "post": _on_id(
+                "Re-run a finished execution from a step, keeping earlier checkpoints",
+                {"200": pending, "409": _E409, "422": _E422},
+                _body("RerunFromRequest"),
+            )
+        },
+    }
+
+
+def _metrics_path() -> dict[str, Any]:
+    text = {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    return {
+        "/metrics": {"get": _op("Prometheus metrics (text exposition format 0.0.4)", {"200": text})}
+    }
+
+
+def _paths(metrics: bool) -> dict[str, Any]:
+    paths = {**_probe_paths(), **_list_paths(), **_execution_paths(), **_write_paths()}
     if metrics:
-        paths["/metrics"] = {
-            "get": {
-                "summary": "Prometheus metrics (text exposition format 0.0.4)",
-                "responses": {
-                    "200": {
-                        "description": "metrics",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        }
+        paths.update(_metrics_path())
     for item in paths.values():
         for op in item.values():
             if "security" not in op:
                 op["responses"].setdefault("401", _err("missing or wrong bearer token"))
-    return paths
+    # The module-level pieces (_E404, _ID...) are shared: a caller editing the document
+    # must not reach them.
+    return copy.deepcopy(paths)
 
 
 def openapi_document(*, metrics: bool = False, token: bool = True) -> dict[str, Any]:

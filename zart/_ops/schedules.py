@@ -12,23 +12,21 @@ catch-up runs; the next one is the first due after now.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from zart._durable import DurableFunction
-from zart._errors import SerializationError, ZartError
+from zart import DurableFunction, SerializationError, ZartError
+from zart._ops._internals import ACTIVE_STATUSES, RaceLost
 from zart._ops.cron import Cron
-from zart._storage import ACTIVE_STATUSES
-from zart._storage._base import _RaceLost
 
 if TYPE_CHECKING:
-    from zart._engine import Zart
+    from zart import Zart
 
 log = logging.getLogger("zart.schedules")
 OVERLAP_POLICIES = ("skip", "always")
@@ -44,7 +42,7 @@ def occurrence_id(name: str, when: float) -> str:
     return f"{name}@{stamp.replace('+00:00', 'Z')}"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Schedule:
     name: str
     durable_name: str
@@ -73,17 +71,11 @@ class Schedule:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "durable_name": self.durable_name,
-            "cron": self.cron,
-            "timezone": self.timezone,
-            "every_seconds": self.every_seconds,
-            "overlap": self.overlap,
-            "next_run_at": self.next_run_at.isoformat(),
-            "last_run_at": self.last_run_at.isoformat() if self.last_run_at else None,
-            "last_execution_id": self.last_execution_id,
-        }
+        """The fields, in order, with times as ISO 8601 strings."""
+        data = dataclasses.asdict(self)
+        data["next_run_at"] = self.next_run_at.isoformat()
+        data["last_run_at"] = self.last_run_at.isoformat() if self.last_run_at else None
+        return data
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -154,40 +146,50 @@ def register_schedule(
         "overlap": overlap,
         "next_run_at": _next_run(cron, tz, every, time.time()),
     }
-    row, outcome = app.storage.upsert_schedule(values)
+    row, outcome = app.ops_store.upsert_schedule(values)
     return Schedule.from_row({"last_run_at": None, "last_execution_id": None, **row}), outcome
 
 
 def list_schedules(app: Zart) -> list[Schedule]:
-    return [Schedule.from_row(r) for r in app.storage.list_schedules()]
+    return [Schedule.from_row(r) for r in app.ops_store.list_schedules()]
 
 
 def remove_schedule(app: Zart, name: str) -> bool:
     """Delete a schedule (its past executions stay). False if there was none."""
-    return app.storage.delete_schedule(name)
+    return app.ops_store.delete_schedule(name)
+
+
+def _create_occurrence(app: Zart, execution_id: str, durable_name: str, input_json: str) -> None:
+    """Create the occurrence from the schedule's stored input, unless it exists.
+
+    Not ``Zart.submit``: that needs the durable function imported to encode its input,
+    and ``zart schedule tick`` imports nothing; the operations store creates it from
+    the stored JSON input.
+    """
+    # Idempotent: another scheduler may have created this very occurrence.
+    with contextlib.suppress(RaceLost):
+        app.ops_store.create_execution(execution_id, durable_name, input_json)
 
 
 def tick(app: Zart, now: float | None = None) -> list[str]:
     """Start every due occurrence once; return the ids this call started."""
-    storage = app.storage
+    store = app.ops_store
     now = time.time() if now is None else now
     started: list[str] = []
-    for row in storage.due_schedules(now):
+    for row in store.due_schedules(now):
         due = float(row["next_run_at"])
         eid = occurrence_id(row["name"], due)
         skip = False
         if row["overlap"] == "skip" and row["last_execution_id"]:
-            previous = storage.get_execution(row["last_execution_id"])
+            previous = store.get_execution(row["last_execution_id"])
             skip = previous is not None and previous.status in ACTIVE_STATUSES
         if not skip:
-            # Idempotent: another scheduler may have created this very occurrence.
-            with contextlib.suppress(_RaceLost):
-                storage.create_execution(eid, row["durable_name"], row["input"])
+            _create_occurrence(app, eid, row["durable_name"], row["input"])
         anchor = due if row["every_seconds"] is not None else None
         following = _next_run(
             row["cron"], row["timezone"], row["every_seconds"], max(now, due), anchor
         )
-        if storage.advance_schedule(row["name"], due, following, None if skip else eid):
+        if store.advance_schedule(row["name"], due, following, None if skip else eid):
             if skip:
                 log.info("schedule %s: skipped %s (previous still active)", row["name"], eid)
             else:

@@ -1,54 +1,33 @@
-"""The rules, one module each (Fixit style).
+"""The rules, one module each (Fixit style), collected into one registry.
 
-Every module holds a docstring (the explanation shown by ``--explain`` style
-help), ``CODE``, ``NAME``, ``SUMMARY``, ``FIXABLE``, ``VALID`` / ``INVALID``
-examples (run by the test suite) and, except ZRT000, ``check(ctx)`` yielding
-:class:`~zart_lint._report.Report` objects.
+Every ``zrtNNN_<name>.py`` module in this package holds a docstring (the
+explanation shown by ``--explain``), ``VALID`` / ``INVALID`` examples (run by
+the test suite) and registers its rule with :func:`~zart_lint.rules._registry.rule`
+on its ``check(ctx)``, which yields :class:`~zart_lint.analysis._report.Report`
+objects. Adding a rule is adding such a module (and its tests): nothing else
+lists the rules.
+
+Importing this package imports the rule modules, which do not import libcst
+(their checks do, when they first run).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from types import ModuleType
-from typing import TYPE_CHECKING
+import importlib
+import pkgutil
+import re
 
-from zart_lint.rules import (
-    zrt000_syntax_error,
-    zrt001_constant_name_in_loop,
-    zrt002_constant_named_in_loop,
-    zrt003_name_invariant_in_loop,
-    zrt004_duplicate_name,
-    zrt005_bad_template,
-    zrt006_step_not_awaited,
-    zrt007_nondeterminism_in_durable,
-    zrt008_step_in_step,
-)
+from zart_lint.rules._registry import REGISTRY, Check, Rule
 
-RULE_MODULES: tuple[ModuleType, ...] = (
-    zrt000_syntax_error,
-    zrt001_constant_name_in_loop,
-    zrt002_constant_named_in_loop,
-    zrt003_name_invariant_in_loop,
-    zrt004_duplicate_name,
-    zrt005_bad_template,
-    zrt006_step_not_awaited,
-    zrt007_nondeterminism_in_durable,
-    zrt008_step_in_step,
-)
+__all__ = ["CHECKS", "RULES", "Check", "Rule"]
 
-if TYPE_CHECKING:  # the analysis (and libcst) is imported when a check first runs
-    from zart_lint._context import RuleContext
-    from zart_lint._report import Report
+_RULE_MODULE = re.compile(r"zrt\d{3}_\w+\Z")
 
-Check = Callable[["RuleContext"], Iterator["Report"]]
+for _module in sorted(info.name for info in pkgutil.iter_modules(__path__)):
+    if _RULE_MODULE.match(_module):
+        importlib.import_module(f"{__name__}.{_module}")
 
-CHECKS: tuple[Check, ...] = (
-    zrt001_constant_name_in_loop.check,
-    zrt002_constant_named_in_loop.check,
-    zrt003_name_invariant_in_loop.check,
-    zrt004_duplicate_name.check,
-    zrt005_bad_template.check,
-    zrt006_step_not_awaited.check,
-    zrt007_nondeterminism_in_durable.check,
-    zrt008_step_in_step.check,
-)
+# Every rule by code, in code order.
+RULES: dict[str, Rule] = dict(sorted(REGISTRY.items()))
+# The checks to run on each file, in code order.
+CHECKS: tuple[Check, ...] = tuple(rule.check for rule in RULES.values() if rule.check is not None)

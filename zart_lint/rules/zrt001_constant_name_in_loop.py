@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from zart_lint._report import Report
+from zart_lint.analysis._report import Report
+from zart_lint.rules._registry import rule
 
 if TYPE_CHECKING:
-    from zart_lint._context import RuleContext
+    from zart_lint.rules._context import RuleContext
 
 CODE = "ZRT001"
 NAME = "step-in-loop-constant-name"
@@ -119,10 +120,11 @@ async def wait_for_ready() -> None:
 ]
 
 
+@rule
 def check(ctx: RuleContext) -> Iterator[Report]:
-    for invocation in ctx.analysis.invocations():
-        verdict = ctx.naming.loop_verdict(invocation)
-        if verdict is None or verdict.code != CODE or verdict.constant is None:
+    for verdict in ctx.loop_verdicts(CODE):
+        invocation = verdict.invocation
+        if verdict.constant is None:
             continue
         loop = ctx.analysis.describe_loop(verdict.loop)
         suffix = ctx.index_suffix(verdict.loop)

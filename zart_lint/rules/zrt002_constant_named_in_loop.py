@@ -20,10 +20,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from zart_lint._report import Report
+from zart_lint.analysis._report import Report
+from zart_lint.rules._registry import rule
 
 if TYPE_CHECKING:
-    from zart_lint._context import RuleContext
+    from zart_lint.rules._context import RuleContext
 
 CODE = "ZRT002"
 NAME = "named-in-loop-constant-argument"
@@ -105,12 +106,13 @@ async def approvals(requests: list[str]) -> None:
 ]
 
 
+@rule
 def check(ctx: RuleContext) -> Iterator[Report]:
     import libcst as cst
 
-    for invocation in ctx.analysis.invocations():
-        verdict = ctx.naming.loop_verdict(invocation)
-        if verdict is None or verdict.code != CODE or verdict.expression is None:
+    for verdict in ctx.loop_verdicts(CODE):
+        invocation = verdict.invocation
+        if verdict.expression is None:
             continue
         loop = ctx.analysis.describe_loop(verdict.loop)
         suffix = ctx.index_suffix(verdict.loop)

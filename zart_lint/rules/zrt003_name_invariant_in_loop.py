@@ -27,14 +27,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from zart_lint._report import Report
-from zart_lint._templates import parse_template
+from zart_lint.analysis._report import Report
+from zart_lint.core._templates import parse_template
+from zart_lint.rules._registry import rule
 
 if TYPE_CHECKING:
     import libcst as cst
 
-    from zart_lint._analysis import Analysis, Invocation
-    from zart_lint._context import RuleContext
+    from zart_lint.analysis._analysis import Analysis, Invocation
+    from zart_lint.rules._context import RuleContext
 
 CODE = "ZRT003"
 NAME = "step-name-invariant-in-loop"
@@ -144,12 +145,11 @@ async def grid(rows: int) -> None:
 ]
 
 
+@rule
 def check(ctx: RuleContext) -> Iterator[Report]:
     analysis = ctx.analysis
-    for invocation in analysis.invocations():
-        verdict = ctx.naming.loop_verdict(invocation)
-        if verdict is None or verdict.code != CODE:
-            continue
+    for verdict in ctx.loop_verdicts(CODE):
+        invocation = verdict.invocation
         loop = analysis.describe_loop(verdict.loop)
         where = f"the {loop}" if verdict.loop is invocation.site.loop else f"the outer {loop}"
         innermost = invocation.site.loop or verdict.loop
@@ -176,7 +176,7 @@ def check(ctx: RuleContext) -> Iterator[Report]:
         else:
             assert verdict.expression is not None
             message = (
-                f"the name {_short(analysis.code(verdict.expression))} of {invocation.label} "
+                f"the name {analysis.short_code(verdict.expression)} of {invocation.label} "
                 f"does not change per iteration of {where}: iterations after the first get the "
                 "first one's stored result. Build it from something that does, e.g. the loop "
                 f"indices: {example}"
@@ -188,7 +188,7 @@ def _bound_text(analysis: Analysis, argument: cst.BaseExpression | object) -> st
     import libcst as cst
 
     if isinstance(argument, cst.BaseExpression):
-        return _short(analysis.code(argument))
+        return analysis.short_code(argument)
     return "its default"
 
 
@@ -197,8 +197,3 @@ def _base(invocation: Invocation) -> str:
     if invocation.step is not None:
         return invocation.step.function.replace("_", "-")
     return str(invocation.primitive).replace("_", "-")
-
-
-def _short(text: str, limit: int = 40) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -22,12 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from zart_lint._report import RELATED_LINE, Report
+from zart_lint.analysis._report import RELATED_LINE, Report
+from zart_lint.rules._registry import rule
 
 if TYPE_CHECKING:
-    from zart_lint._analysis import Invocation
-    from zart_lint._context import RuleContext
-    from zart_lint._model import Branch
+    from zart_lint.analysis._analysis import Invocation
+    from zart_lint.analysis._model import Branch
+    from zart_lint.rules._context import RuleContext
 
 CODE = "ZRT004"
 NAME = "duplicate-step-name"
@@ -128,6 +129,7 @@ async def notify_twice(a: str, b: str) -> None:
 ]
 
 
+@rule
 def check(ctx: RuleContext) -> Iterator[Report]:
     analysis = ctx.analysis
     seen: dict[tuple[int, str], list[Invocation]] = {}

@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from zart_lint._report import Report
-from zart_lint._templates import parse_template
+from zart_lint.analysis._report import Report
+from zart_lint.core._templates import parse_template
+from zart_lint.rules._registry import rule
 
 if TYPE_CHECKING:
-    from zart_lint._context import RuleContext
+    from zart_lint.rules._context import RuleContext
 
 CODE = "ZRT005"
 NAME = "bad-step-template"
@@ -86,10 +87,11 @@ async def unnamed() -> None: ...
 ]
 
 
+@rule
 def check(ctx: RuleContext) -> Iterator[Report]:
     import libcst as cst
 
-    from zart_lint._analysis import template_argument
+    from zart_lint.analysis._analysis import template_argument
 
     analysis = ctx.analysis
     for scope in analysis.model.scopes:

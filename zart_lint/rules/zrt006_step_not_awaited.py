@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from zart_lint._report import Report
+from zart_lint.analysis._report import Report
+from zart_lint.rules._registry import rule
 
 if TYPE_CHECKING:
-    from zart_lint._context import RuleContext
+    from zart_lint.rules._context import RuleContext
 
 CODE = "ZRT006"
 NAME = "step-call-not-awaited"
@@ -94,6 +95,7 @@ async def slow() -> None:
 ]
 
 
+@rule
 def check(ctx: RuleContext) -> Iterator[Report]:
     bare = ctx.analysis.model.bare_statements
     for invocation in ctx.analysis.invocations():

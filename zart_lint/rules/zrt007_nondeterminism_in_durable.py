@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from zart_lint._report import Report
+from zart_lint.analysis._report import Report
+from zart_lint.rules._registry import rule
 
 if TYPE_CHECKING:
-    from zart_lint._context import RuleContext
+    from zart_lint.rules._context import RuleContext
 
 CODE = "ZRT007"
 NAME = "nondeterminism-in-durable"
@@ -98,6 +99,7 @@ async def lottery() -> None:
 ]
 
 
+@rule
 def check(ctx: RuleContext) -> Iterator[Report]:
     analysis = ctx.analysis
     for site in analysis.model.calls:

@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from zart_lint._report import Report
+from zart_lint.analysis._report import Report
+from zart_lint.rules._registry import rule
 
 if TYPE_CHECKING:
-    from zart_lint._context import RuleContext
+    from zart_lint.rules._context import RuleContext
 
 CODE = "ZRT008"
 NAME = "step-in-step"
@@ -93,6 +94,7 @@ async def charge(amount: int) -> None:
 ]
 
 
+@rule
 def check(ctx: RuleContext) -> Iterator[Report]:
     analysis = ctx.analysis
     for invocation in analysis.invocations():

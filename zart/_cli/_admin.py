@@ -1,0 +1,117 @@
+"""Steering finished executions: ``retry-step``, ``restart``, ``rerun-from``, and the
+``audit`` log they write."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from zart._cli._common import (
+    CliContext,
+    actor_option,
+    command,
+    echo_items,
+    echo_json_or,
+    import_modules,
+    json_option,
+    parse_json,
+    when,
+)
+from zart._cli._root import main
+from zart._ops._internals import AuditEntry, lookup
+from zart._ops.arguments import json_arguments
+
+
+@main.command(name="retry-step")
+@click.argument("execution_id")
+@click.argument("step", required=False)
+@actor_option
+@json_option
+@command
+def retry_step(
+    obj: CliContext, execution_id: str, step: str | None, actor: str | None, as_json: bool
+) -> None:
+    """Retry STEP (default: the failed step) of a failed execution.
+
+    The step's failed checkpoint is removed and the execution goes back to
+    pending: a worker (or `zart run --id`) resumes it at that step.
+    """
+    st = obj.app.retry_step(execution_id, step, actor=actor)
+    message = f"execution {execution_id} is {st.status}; a worker resumes it"
+    echo_json_or(st.as_dict(), as_json, message)
+
+
+@main.command()
+@click.argument("execution_id")
+@click.option("--input", "input_json", default=None, help="New input as JSON (default: the same).")
+@click.option("--new-id", default=None, help="Start a copy under this id; the original stays.")
+@click.option(
+    "--module",
+    "modules",
+    multiple=True,
+    help="Module defining the durable (needed with --input, to decode it).",
+)
+@actor_option
+@json_option
+@command
+def restart(
+    obj: CliContext,
+    execution_id: str,
+    input_json: str | None,
+    new_id: str | None,
+    modules: tuple[str, ...],
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Run a finished execution again from the start.
+
+    Same id with every checkpoint cleared, unless --new-id starts a copy.
+    """
+    import_modules(modules)
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    if input_json is not None:
+        durable = lookup(obj.app.status(execution_id).durable_name)
+        args, kwargs = json_arguments(durable, parse_json(input_json, "--input"))
+    st = obj.app.restart(execution_id, *args, new_id=new_id, actor=actor, **kwargs)
+    echo_json_or(st.as_dict(), as_json, f"execution {st.id} is {st.status}; a worker runs it")
+
+
+@main.command(name="rerun-from")
+@click.argument("execution_id")
+@click.argument("step")
+@actor_option
+@json_option
+@command
+def rerun_from(
+    obj: CliContext, execution_id: str, step: str, actor: str | None, as_json: bool
+) -> None:
+    """Re-run a finished execution from STEP on, keeping the checkpoints before it."""
+    st = obj.app.rerun_from(execution_id, step, actor=actor)
+    message = f"execution {execution_id} is {st.status}; a worker resumes it"
+    echo_json_or(st.as_dict(), as_json, message)
+
+
+def _audit_row(e: AuditEntry) -> list[str]:
+    details = json.dumps(e.details, sort_keys=True)[:80]
+    return [when(e.created_at), e.execution_id, e.action, e.actor, details]
+
+
+@main.command()
+@click.argument("execution_id", required=False)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@json_option
+@command
+def audit(obj: CliContext, execution_id: str | None, limit: int, as_json: bool) -> None:
+    """Show who retried, restarted or re-ran what (of one execution, or all)."""
+    if execution_id is not None:
+        obj.app.status(execution_id)  # ExecutionNotFoundError: one line, exit 2
+    echo_items(
+        obj.app.audit_log(execution_id, limit),
+        as_json,
+        empty="no audit entries",
+        headers=["when", "execution", "action", "actor", "details"],
+        row=_audit_row,
+    )

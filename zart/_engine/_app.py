@@ -1,0 +1,378 @@
+"""``Zart``: the engine object users create, and the handles it returns.
+
+A small facade: configure, start / run / submit, handles, lookups, workers and the
+admin operations. The work itself is done by :class:`~zart._engine._runner.Runner`
+(claim, replay, run, checkpoint, finish) on the storage layer's stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from zart._engine import _admin as admin
+from zart._engine._info import ExecutionStatus, StepInfo
+from zart._engine._runner import Runner, stored_outcome
+from zart._engine._worker import Worker
+from zart._errors import ExecutionNotFoundError, SerializationError, ZartError
+from zart._execution._durable import DurableFunction, lookup
+from zart._execution._tracing import Tracing
+from zart._store import (
+    TERMINAL_STATUSES,
+    Database,
+    ExecutionRecord,
+    JournalStore,
+    NotFound,
+    OpsStore,
+    open_database,
+)
+
+if TYPE_CHECKING:
+    from zart._engine._admin import AuditEntry
+
+R = TypeVar("R")
+log = logging.getLogger("zart")
+
+DEFAULT_DATABASE_URL = "sqlite:///zart.db"
+
+
+class ExecutionHandle(Generic[R]):
+    """A started or submitted execution. ``await handle.result()`` waits for it, wherever
+    it runs, and is typed by the durable function's return annotation.
+
+    ``created`` says whether the call that returned this handle created the execution
+    (False: it attached to one that existed under the same id).
+    """
+
+    def __init__(
+        self,
+        app: Zart,
+        durable: DurableFunction[Any, R],
+        execution_id: str,
+        *,
+        created: bool = False,
+    ) -> None:
+        self.app = app
+        self.durable = durable
+        self.execution_id = execution_id
+        self.created = created
+        self._task: asyncio.Task[R] | None = None
+
+    async def result(self, timeout: float | None = None) -> R:
+        """The execution's result, once it has finished (here or in any other process).
+
+        Raises TaskError if it failed (ExecutionCancelledError if it was cancelled).
+        """
+        if timeout is None:
+            return await self._result()
+        return await asyncio.wait_for(self._result(), timeout)
+
+    async def _result(self) -> R:
+        if self._task is not None:
+            return await asyncio.shield(self._task)
+        result: R = await self.app._runner.drive_until_done(self.durable, self.execution_id)
+        return result
+
+    def status(self) -> ExecutionStatus:
+        return self.app.status(self.execution_id)
+
+    def __repr__(self) -> str:
+        return f"<ExecutionHandle {self.execution_id!r} ({self.durable.name})>"
+
+
+class Zart:
+    """The durable-execution engine, bound to one database.
+
+    ``database_url`` defaults to ``$ZART_DATABASE_URL``, else ``sqlite:///zart.db``.
+    Nothing connects until first use, so creating one at import time is cheap.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        strict: bool = False,
+        lease_seconds: float = 30.0,
+        tracing: Any = False,
+    ) -> None:
+        self.database_url = (
+            database_url or os.environ.get("ZART_DATABASE_URL") or DEFAULT_DATABASE_URL
+        )
+        self.strict = strict
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        self.lease_seconds = lease_seconds
+        # OpenTelemetry spans: True (global provider) or a TracerProvider; off when falsy.
+        self._tracing = Tracing(None if tracing is True else tracing) if tracing else None
+        self._db: Database | None = None
+        self._stores: tuple[JournalStore, OpsStore, Runner] | None = None
+        self._open_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _open(self) -> tuple[JournalStore, OpsStore, Runner]:
+        if self._stores is None:
+            with self._open_lock:
+                if self._stores is None:
+                    self._db = open_database(self.database_url)
+                    journal = JournalStore(self._db)
+                    runner = Runner(
+                        journal,
+                        lease_seconds=self.lease_seconds,
+                        strict=self.strict,
+                        tracing=self._tracing,
+                    )
+                    self._stores = (journal, OpsStore(self._db), runner)
+        return self._stores
+
+    @property
+    def _journal(self) -> JournalStore:
+        return self._open()[0]
+
+    @property
+    def _runner(self) -> Runner:
+        return self._open()[2]
+
+    @property
+    def ops_store(self) -> OpsStore:
+        """The operations queries (listing, counts, health, audit, metrics, schedules) that
+        zart's CLI, HTTP API and web view are built on. For tools built on zart; its
+        methods may change between releases, unlike the rest of this class."""
+        return self._open()[1]
+
+    def close(self) -> None:
+        """Stop the lease heartbeat and close database connections."""
+        if self._stores is not None:
+            self._stores[2].heartbeat.stop()
+        if self._db is not None:
+            self._db.close()
+        self._db = None
+        self._stores = None
+
+    def __enter__(self) -> Zart:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _resolve(fn: DurableFunction[Any, R] | str) -> DurableFunction[Any, R]:
+        if isinstance(fn, DurableFunction):
+            return fn
+        if isinstance(fn, str):
+            found: DurableFunction[Any, R] = lookup(fn)
+            return found
+        raise TypeError(f"expected a @durable function or its name, got {fn!r}")
+
+    # ------------------------------------------------------------------ starting
+
+    def submit(
+        self,
+        fn: DurableFunction[Any, R] | str,
+        /,
+        *args: Any,
+        execution_id: str | None = None,
+        **kwargs: Any,
+    ) -> ExecutionHandle[R]:
+        """Create an execution (or attach to the one with this id) without running it.
+
+        A worker (``app.worker()`` / ``zart worker``), or a later ``run`` / ``start`` on
+        the same id, runs it. Submitting an id that exists never runs it twice and never
+        replaces its input; an id that belongs to another durable function raises
+        :class:`ExecutionConflictError`. ``handle.created`` tells which case it was.
+        Usable from plain and async code alike (it does not wait).
+        """
+        durable = self._resolve(fn)
+        eid, created = self._runner.create(durable, args, kwargs, execution_id)
+        return ExecutionHandle(self, durable, eid, created=created)
+
+    def run(
+        self,
+        fn: DurableFunction[Any, R] | str,
+        /,
+        *args: Any,
+        execution_id: str | None = None,
+        **kwargs: Any,
+    ) -> R:
+        """Start (or resume, or look up) an execution and wait for its result.
+
+        With an ``execution_id`` that exists already, nothing runs twice: a
+        completed execution returns its stored result, a failed one raises its
+        stored error, and an incomplete one is resumed from its last checkpoint
+        (with its stored input) once its previous owner is gone.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise ZartError(
+                "Zart.run() blocks, so it cannot be called from a running event loop; "
+                "use `handle = await app.start(...)` and `await handle.result()`"
+            )
+        handle = self.submit(fn, *args, execution_id=execution_id, **kwargs)
+        result: R = asyncio.run(self._runner.drive_until_done(handle.durable, handle.execution_id))
+        return result
+
+    async def start(
+        self,
+        fn: DurableFunction[Any, R] | str,
+        /,
+        *args: Any,
+        execution_id: str | None = None,
+        **kwargs: Any,
+    ) -> ExecutionHandle[R]:
+        """Start (or attach to) an execution in the background of the running loop."""
+        handle = self.submit(fn, *args, execution_id=execution_id, **kwargs)
+        handle._task = asyncio.ensure_future(
+            self._runner.drive_until_done(handle.durable, handle.execution_id)
+        )
+        return handle
+
+    def handle(self, execution_id: str) -> ExecutionHandle[Any]:
+        """A handle on an existing execution (its durable function must be imported)."""
+        rec = self._get(execution_id)
+        return ExecutionHandle(self, self._resolve(rec.durable_name), execution_id)
+
+    # ------------------------------------------------------------------ inspecting
+
+    def _get(self, execution_id: str) -> ExecutionRecord:
+        rec = self._journal.get_execution(execution_id)
+        if rec is None:
+            raise self._not_found(execution_id)
+        return rec
+
+    def _not_found(self, execution_id: str) -> ExecutionNotFoundError:
+        where = self._db.url if self._db is not None else self.database_url
+        return ExecutionNotFoundError(f"no execution with id {execution_id!r} in {where}")
+
+    def status(self, execution_id: str) -> ExecutionStatus:
+        """Status, times, attempts and error of one execution."""
+        return ExecutionStatus.from_record(self._get(execution_id))
+
+    def steps(self, execution_id: str) -> list[StepInfo]:
+        """The step history of one execution, in call order."""
+        self._get(execution_id)
+        records = self._journal.load_steps(execution_id).values()
+        return [
+            StepInfo.from_record(r) for r in sorted(records, key=lambda r: (r.seq, r.step_name))
+        ]
+
+    def list(
+        self,
+        status: str | None = None,
+        durable_name: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[ExecutionStatus]:
+        """Executions, newest first."""
+        records = self.ops_store.list_executions(status, durable_name, limit, offset)
+        return [ExecutionStatus.from_record(r) for r in records]
+
+    def result(self, execution_id: str) -> Any:
+        """The stored result of a finished execution (raises TaskError if it failed)."""
+        rec = self._get(execution_id)
+        if rec.status not in TERMINAL_STATUSES:
+            raise ZartError(f"execution {execution_id!r} has not finished (status {rec.status})")
+        return stored_outcome(self._resolve(rec.durable_name), rec)
+
+    def cancel(self, execution_id: str) -> bool:
+        """Cancel an execution. True if it was cancelled now, False if it had already finished."""
+        rec, changed = self._journal.cancel(execution_id)
+        if rec is None:
+            raise self._not_found(execution_id)
+        return changed
+
+    def send_event(self, execution_id: str, name: str, payload: Any = None) -> None:
+        """Deliver event ``name`` to an execution.
+
+        The event is kept until the execution's ``wait_for_event(name)`` takes it,
+        so sending before the wait is reached loses nothing.
+        """
+        try:
+            text = json.dumps(payload)
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(
+                f"event {name!r} payload of type {type(payload).__name__} "
+                f"is not JSON-serializable: {exc}"
+            ) from None
+        try:
+            rec = self._journal.add_event(execution_id, name, text)
+        except NotFound:
+            raise self._not_found(execution_id) from None
+        if rec.status in TERMINAL_STATUSES:
+            log.warning(
+                "event %r sent to execution %s, which is already %s", name, execution_id, rec.status
+            )
+
+    # ------------------------------------------------------------------ workers
+
+    def worker(
+        self,
+        *,
+        concurrency: int = 8,
+        durable_names: Sequence[str] | None = None,
+        poll_interval: float = 0.5,
+        grace_seconds: float = 10.0,
+        startup_timeout: float = 60.0,
+    ) -> Worker:
+        """A worker that claims and runs every runnable execution of the registered durables
+        (or of ``durable_names``), ``concurrency`` at a time. ``worker.run()`` blocks until
+        SIGTERM/SIGINT; ``await worker.run_async()`` runs inside an event loop."""
+        return Worker(
+            self._runner,
+            concurrency=concurrency,
+            durable_names=builtins.list(durable_names) if durable_names is not None else None,
+            poll_interval=poll_interval,
+            grace_seconds=grace_seconds,
+            startup_timeout=startup_timeout,
+        )
+
+    # ------------------------------------------------------------------ operations
+
+    def retry_step(
+        self, execution_id: str, step_name: str | None = None, *, actor: str | None = None
+    ) -> ExecutionStatus:
+        """Retry the failed step of a failed execution: its failed checkpoint is removed and
+        the execution goes back to pending, so a worker (or ``run``) resumes it at that step.
+        ``actor`` (default: the OS user) is recorded in the audit log."""
+        return admin.retry_step(self.ops_store, execution_id, step_name, actor=actor)
+
+    def restart(
+        self,
+        execution_id: str,
+        *args: Any,
+        new_id: str | None = None,
+        actor: str | None = None,
+        **kwargs: Any,
+    ) -> ExecutionStatus:
+        """Run a finished execution again from the start. With no arguments it keeps its
+        input; given arguments replace it. Same id (checkpoints cleared) unless ``new_id``."""
+        given = bool(args or kwargs)
+        return admin.restart(
+            self.ops_store,
+            self._journal,
+            execution_id,
+            args=args if given else None,
+            kwargs=kwargs if given else None,
+            new_id=new_id,
+            actor=actor,
+        )
+
+    def rerun_from(
+        self, execution_id: str, step_name: str, *, actor: str | None = None
+    ) -> ExecutionStatus:
+        """Re-run a finished execution from ``step_name`` on, keeping the checkpoints before it."""
+        return admin.rerun_from(self.ops_store, execution_id, step_name, actor=actor)
+
+    def audit_log(
+        self, execution_id: str | None = None, limit: int = 100
+    ) -> builtins.list[AuditEntry]:
+        """Who retried, restarted or re-ran what, and when; newest first."""
+        return admin.audit_log(self.ops_store, execution_id, limit)

@@ -1,0 +1,405 @@
+"""The execution runner: claim, replay, run, checkpoint, finish.
+
+``Runner.drive_until_done`` takes an execution to its end from any process: it
+claims it when it is runnable, runs the body once per claim (``execute``) and
+otherwise waits for its owner, taking over if that owner dies. ``execute`` runs
+one claim: it replays the journal, runs new steps (each checkpointed by the
+:class:`~zart._execution._journal.ExecutionContext`) and records how the run
+ended: finished (result or error), suspended (sleep, wait) or handed back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import inspect
+import logging
+import time
+import uuid
+from typing import Any
+
+from zart._engine._leases import Heartbeat
+from zart._errors import (
+    DatabaseUnavailableError,
+    ExecutionCancelledError,
+    ExecutionConflictError,
+    ExecutionNotFoundError,
+    LeaseLostError,
+    SerializationError,
+    TaskError,
+    ZartError,
+)
+from zart._execution._context import current_execution
+from zart._execution._durable import DurableFunction
+from zart._execution._failures import encode_error, task_error
+from zart._execution._journal import ExecutionContext, Suspend
+from zart._execution._tracing import Tracing
+from zart._owner import current_owner
+from zart._store import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    SLEEPING,
+    TERMINAL_STATUSES,
+    WAITING,
+    ExecutionRecord,
+    JournalStore,
+    RaceLost,
+)
+
+log = logging.getLogger("zart")
+
+# BaseExceptionGroup (Python 3.11+); nothing to catch on 3.10.
+_EXCEPTION_GROUPS: Any = getattr(builtins, "BaseExceptionGroup", ())
+
+
+class Outcome:
+    """What one local run of a body ended with (``finished`` False: it did not end here)."""
+
+    __slots__ = ("error", "finished", "result")
+
+    def __init__(self, finished: bool, result: Any = None, error: BaseException | None = None):
+        self.finished = finished
+        self.result = result
+        self.error = error
+
+
+class Runner:
+    """Runs executions against one journal store; shared by ``Zart`` and its workers."""
+
+    def __init__(
+        self,
+        journal: JournalStore,
+        *,
+        lease_seconds: float,
+        strict: bool,
+        tracing: Tracing | None,
+    ) -> None:
+        self.journal = journal
+        self.lease_seconds = lease_seconds
+        self.strict = strict
+        self.tracing = tracing
+        self.heartbeat = Heartbeat(journal, lease_seconds)
+
+    @staticmethod
+    def new_token() -> str:
+        return current_owner().new_token()
+
+    # ------------------------------------------------------------------ creating
+
+    def create(
+        self,
+        durable: DurableFunction[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        execution_id: str | None,
+        parent_id: str | None = None,
+    ) -> tuple[str, bool]:
+        """Insert the execution unless its id exists; returns (id, created by this call)."""
+        if current_execution.get() is not None and parent_id is None:
+            raise ZartError(
+                "starting an execution from inside a durable body is not journaled; "
+                "use `await zart.run_child(fn, ..., name=...)` instead"
+            )
+        execution_id = execution_id if execution_id is not None else uuid.uuid4().hex
+        if not isinstance(execution_id, str) or not execution_id:
+            raise ZartError(f"execution_id must be a non-empty string, got {execution_id!r}")
+        if not args and not kwargs:
+            # Attaching to an existing id needs no input (its stored input is used).
+            existing = self.journal.get_execution(execution_id)
+            if existing is not None:
+                _check_owner(durable, existing)
+                return execution_id, False
+        try:
+            input_json = durable.args_codec.dumps(args, kwargs)
+        except SerializationError as exc:
+            raise SerializationError(f"cannot store the input of {durable.name!r}: {exc}") from None
+        try:
+            rec, created = self.journal.create_execution(
+                execution_id, durable.name, input_json, parent_id
+            )
+        except RaceLost:
+            found = self.journal.get_execution(execution_id)
+            assert found is not None
+            rec, created = found, False
+        _check_owner(durable, rec)
+        return execution_id, created
+
+    def cancel(self, execution_id: str) -> bool:
+        rec, changed = self.journal.cancel(execution_id)
+        if rec is None:
+            raise ExecutionNotFoundError(f"no execution with id {execution_id!r}")
+        return changed
+
+    # ------------------------------------------------------------------ driving
+
+    async def drive_until_done(self, durable: DurableFunction[Any, Any], execution_id: str) -> Any:
+        """Run (or wait for) the execution until it is finished; its result or error."""
+        delay = 0.01
+        while True:
+            rec = self.journal.get_execution(execution_id)
+            if rec is None:
+                raise ExecutionNotFoundError(f"execution {execution_id!r} disappeared")
+            if rec.status in TERMINAL_STATUSES:
+                return stored_outcome(durable, rec)
+            token = self.new_token()
+            claimed = self.journal.try_claim(execution_id, token, self.lease_seconds)
+            if claimed is not None:
+                outcome = await self.execute(durable, claimed, token)
+                if outcome.finished:
+                    if outcome.error is not None:
+                        raise outcome.error
+                    return outcome.result
+                delay = 0.01
+                continue
+            # Someone else runs it (or it sleeps): wait, and take over if its owner dies.
+            wait = delay
+            if rec.status in (SLEEPING, WAITING) and rec.wake_at is not None:
+                # Wake on time rather than up to one poll interval late.
+                wait = min(delay, max(rec.wake_at - time.time() + 0.005, 0.02))
+            await asyncio.sleep(wait)
+            delay = min(delay * 1.5, 0.5)
+
+    async def execute(
+        self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str
+    ) -> Outcome:
+        """Run the body once under the lease ``token``; record how it ended."""
+        if rec.attempts > durable.max_recoveries:
+            return await self._fail(durable, rec.id, token, _recovery_limit(durable, rec))
+        try:
+            args, kwargs = durable.args_codec.loads(rec.input)
+        except SerializationError as exc:
+            unreadable = SerializationError(f"cannot read the stored input: {exc}")
+            return await self._fail(durable, rec.id, token, unreadable)
+        strict = self.strict if durable.strict is None else durable.strict
+        ctx = ExecutionContext(
+            self.journal, rec.id, token, self.journal.load_steps(rec.id),
+            strict=strict, runner=self, tracing=self.tracing,
+        )  # fmt: skip
+        self.heartbeat.track(token, ctx)
+        cv = current_execution.set(ctx)
+        log.info("execution %s (%s) started, attempt %d", rec.id, durable.name, rec.attempts)
+        try:
+            return await self._run(durable, rec, token, ctx, args, kwargs)
+        except LeaseLostError:
+            return Outcome(False)
+        except ExecutionCancelledError as exc:
+            return Outcome(True, error=exc)
+        except BaseException:
+            # Interrupted (Ctrl-C, task cancelled at shutdown): hand the execution back so
+            # the next `run` or worker resumes it at once instead of after the lease.
+            with contextlib.suppress(Exception):
+                self.journal.release(rec.id, token)
+            raise
+        finally:
+            current_execution.reset(cv)
+            self.heartbeat.untrack(token)
+
+    async def _run(
+        self,
+        durable: DurableFunction[Any, Any],
+        rec: ExecutionRecord,
+        token: str,
+        ctx: ExecutionContext,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Outcome:
+        """The body, then what its ending means: suspended, stopped, failed or finished."""
+        try:
+            if self.tracing is None:
+                result = await _run_body(durable, rec, args, kwargs)
+            else:
+                result = await self._traced_body(durable, rec, args, kwargs, ctx)
+        except Suspend as suspend:
+            return self._suspend(durable, rec, token, suspend)
+        except _EXCEPTION_GROUPS as group:
+            # Sleeps or waits in several tasks of an asyncio.TaskGroup.
+            merged = _merged_suspend(group)
+            if merged is None:
+                raise
+            return self._suspend(durable, rec, token, merged)
+        except (LeaseLostError, ExecutionCancelledError) as exc:
+            if ctx.stop is None:
+                raise
+            log.info("execution %s stopped: %s", rec.id, exc)
+            return Outcome(isinstance(exc, ExecutionCancelledError), error=exc)
+        except Exception as exc:
+            if ctx.stop is None:
+                return await self._fail(durable, rec.id, token, exc)
+            if isinstance(ctx.stop, DatabaseUnavailableError):
+                # An outage is not the execution's failure: hand it back so it is
+                # resumed (by us or another worker) once the database is back.
+                with contextlib.suppress(Exception):
+                    self.journal.release(rec.id, token)
+            return Outcome(False)
+        return await self._complete(durable, rec.id, token, ctx, result)
+
+    async def _complete(
+        self,
+        durable: DurableFunction[Any, Any],
+        eid: str,
+        token: str,
+        ctx: ExecutionContext,
+        result: Any,
+    ) -> Outcome:
+        try:
+            result_json = durable.result_codec.dumps(result)
+        except SerializationError as exc:
+            msg = f"the result of {durable.name!r} cannot be stored: {exc}"
+            return await self._fail(durable, eid, token, SerializationError(msg))
+        if not self.journal.finish_execution(eid, token, COMPLETED, result_json, None):
+            raise ctx.lost()
+        log.info(
+            "execution %s completed (%d steps run, %d replayed)", eid, ctx.executed, ctx.replayed
+        )
+        return Outcome(True, result=result)
+
+    async def _fail(
+        self, durable: DurableFunction[Any, Any], eid: str, token: str, exc: BaseException
+    ) -> Outcome:
+        """Record a failed execution (fenced) and build the error its caller sees.
+
+        The durable's ``on_failure`` hook may turn the failure into a fallback result.
+        """
+        encoded = encode_error(exc)
+        if durable.on_failure is not None:
+            fallback = await self._fallback(durable, eid, encoded, exc)
+            if fallback is not None:
+                value, result_json = fallback
+                if not self.journal.finish_execution(eid, token, COMPLETED, result_json, None):
+                    return Outcome(False)
+                log.info("execution %s failed (%s); on_failure gave a fallback result", eid, exc)
+                return Outcome(True, result=value)
+        if not self.journal.finish_execution(eid, token, FAILED, None, encoded):
+            return Outcome(False)  # not ours any more: the new owner decides the outcome
+        log.info("execution %s failed: %s: %s", eid, type(exc).__name__, exc)
+        return Outcome(True, error=task_error(eid, encoded, cause=exc))
+
+    @staticmethod
+    async def _fallback(
+        durable: DurableFunction[Any, Any], eid: str, encoded: str, exc: BaseException
+    ) -> tuple[Any, str] | None:
+        """The ``on_failure`` hook's value and its JSON; None if the hook failed too."""
+        assert durable.on_failure is not None
+        try:
+            value = durable.on_failure(task_error(eid, encoded, cause=exc))
+            if inspect.isawaitable(value):
+                value = await value
+            return value, durable.result_codec.dumps(value)
+        except Exception as hook_exc:
+            log.warning("on_failure hook of %s raised %r; the execution fails", eid, hook_exc)
+            return None
+
+    def _suspend(
+        self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str, suspend: Suspend
+    ) -> Outcome:
+        wake_at = suspend.wake_at
+        if durable.timeout is not None:
+            # Wake at the deadline at the latest, so a sleep or wait that outlasts
+            # it fails the execution on time instead of never (or late).
+            deadline = rec.created_at + durable.timeout
+            wake_at = deadline if wake_at is None else min(wake_at, deadline)
+        self.journal.suspend_execution(rec.id, token, suspend.status, wake_at)
+        log.info("execution %s is %s", rec.id, suspend.status)
+        return Outcome(False)
+
+    async def _traced_body(
+        self,
+        durable: DurableFunction[Any, Any],
+        rec: ExecutionRecord,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        ctx: ExecutionContext,
+    ) -> Any:
+        assert self.tracing is not None
+        with self.tracing.execution(durable.name, rec.id, rec.attempts) as span:
+            try:
+                return await _run_body(durable, rec, args, kwargs)
+            except Suspend as suspend:
+                span.set_attribute("zart.suspended", suspend.status)
+                raise
+            except Exception as exc:
+                self.tracing.fail(span, exc)
+                raise
+            finally:
+                span.set_attribute("zart.steps.executed", ctx.executed)
+                span.set_attribute("zart.steps.replayed", ctx.replayed)
+
+
+def stored_outcome(durable: DurableFunction[Any, Any], rec: ExecutionRecord) -> Any:
+    """The stored result of a finished execution; raises its stored error."""
+    if rec.status == COMPLETED:
+        try:
+            return durable.result_codec.loads(rec.result or "null")
+        except SerializationError as exc:
+            raise SerializationError(
+                f"cannot read the stored result of execution {rec.id!r}: {exc}"
+            ) from None
+    if rec.status == CANCELLED:
+        raise ExecutionCancelledError("execution was cancelled", execution_id=rec.id)
+    raise task_error(rec.id, rec.error)
+
+
+def _check_owner(durable: DurableFunction[Any, Any], rec: ExecutionRecord) -> None:
+    if rec.durable_name != durable.name:
+        raise ExecutionConflictError(
+            f"execution id {rec.id!r} already belongs to durable {rec.durable_name!r}, "
+            f"not {durable.name!r}; use another id"
+        )
+
+
+async def _run_body(
+    durable: DurableFunction[Any, Any],
+    rec: ExecutionRecord,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    if durable.timeout is None:
+        return await durable.fn(*args, **kwargs)
+    remaining = rec.created_at + durable.timeout - time.time()
+    if remaining <= 0:
+        raise _deadline_error(rec.id, durable.timeout)
+    try:
+        return await asyncio.wait_for(durable.fn(*args, **kwargs), remaining)
+    except asyncio.TimeoutError:
+        if time.time() < rec.created_at + durable.timeout - 0.001:
+            raise  # a timeout inside the body, not ours
+        raise _deadline_error(rec.id, durable.timeout) from None
+
+
+def _deadline_error(execution_id: str, timeout: float) -> TaskError:
+    return TaskError(
+        f"execution exceeded its deadline ({timeout:g} s after it was created)",
+        execution_id=execution_id,
+        error_type="DeadlineExceeded",
+    )
+
+
+def _recovery_limit(durable: DurableFunction[Any, Any], rec: ExecutionRecord) -> TaskError:
+    return TaskError(
+        f"execution was started {rec.attempts - 1} times without finishing "
+        f"(max_recoveries={durable.max_recoveries}); a step may be crashing its process",
+        execution_id=rec.id,
+        error_type="RecoveryLimitExceeded",
+    )
+
+
+def _merged_suspend(group: BaseException) -> Suspend | None:
+    """One Suspend for a group made only of Suspends (parallel sleeps/waits): wake at the
+    earliest wake time; None if the group holds anything else."""
+    leaves: list[BaseException] = []
+    pending = [group]
+    while pending:
+        exc = pending.pop()
+        inner = getattr(exc, "exceptions", None)
+        if isinstance(exc, _EXCEPTION_GROUPS) and inner is not None:
+            pending.extend(inner)
+        else:
+            leaves.append(exc)
+    if not leaves or not all(isinstance(e, Suspend) for e in leaves):
+        return None
+    suspends = [e for e in leaves if isinstance(e, Suspend)]
+    times = [s.wake_at for s in suspends if s.wake_at is not None]
+    status = WAITING if any(s.status == WAITING for s in suspends) else SLEEPING
+    return Suspend(status, min(times) if times else None)

@@ -1,0 +1,394 @@
+"""One run of a durable body: its journal. Replays checkpoints, runs new steps with
+retries, writes fenced checkpoints; :meth:`ExecutionContext.entry` is the one helper
+every step and primitive uses to look up, check and write its record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+from zart._errors import (
+    DatabaseUnavailableError,
+    DuplicateStepError,
+    ExecutionCancelledError,
+    LeaseLostError,
+    ReplayMismatchError,
+    SerializationError,
+    StepError,
+    StepTimeoutError,
+)
+from zart._execution._context import current_step, current_transaction
+from zart._execution._failures import encode_error, step_error_from_record
+from zart._serde import fingerprint
+from zart._store import (
+    CANCELLED,
+    STEP_COMPLETED,
+    STEP_FAILED,
+    STEP_RETRYING,
+    JournalStore,
+    StepRecord,
+)
+
+if TYPE_CHECKING:
+    from zart._execution._durable import DurableFunction
+    from zart._execution._step import StepCall
+    from zart._execution._tracing import Tracing
+
+log = logging.getLogger("zart")
+
+
+def _site(site: tuple[str, int] | None) -> str:
+    if site is None:
+        return "an unknown place"
+    filename, line = site
+    with contextlib.suppress(ValueError):  # another drive on Windows
+        filename = os.path.relpath(filename)
+    return f"{filename}:{line}"
+
+
+class Suspend(BaseException):
+    """Unwinds a durable body that must wait (timer, event): the engine releases the
+    execution with ``status`` and ``wake_at``; a later run replays up to here.
+
+    A BaseException so that a body's ``except Exception`` cannot swallow it.
+    """
+
+    def __init__(self, status: str, wake_at: float | None) -> None:
+        super().__init__(status, wake_at)
+        self.status = status
+        self.wake_at = wake_at
+
+
+class ChildRunner(Protocol):
+    """What ``zart.run_child`` needs from the engine that runs the parent (the engine
+    implements it; this layer does not import the engine)."""
+
+    def create(
+        self,
+        durable: DurableFunction[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        execution_id: str | None,
+        parent_id: str | None = None,
+    ) -> tuple[str, bool]: ...
+
+    async def drive_until_done(
+        self, durable: DurableFunction[Any, Any], execution_id: str
+    ) -> Any: ...
+
+    def cancel(self, execution_id: str) -> bool: ...
+
+
+class Entry:
+    """One call's place in the journal: its name, call order, kind and stored record.
+
+    ``done`` / ``failed``: the record settled it in an earlier run (replay); otherwise
+    the caller does the work and writes the outcome with :meth:`write` / :meth:`complete`.
+    """
+
+    __slots__ = ("ctx", "fingerprint", "kind", "name", "record", "seq", "started")
+
+    def __init__(
+        self, ctx: ExecutionContext, name: str, seq: int, kind: str, record: StepRecord | None
+    ) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.seq = seq
+        self.kind = kind
+        self.record = record
+        self.fingerprint: str | None = None
+        started = record.started_at if record is not None else None
+        self.started = started if started is not None else time.time()
+
+    @property
+    def done(self) -> bool:
+        return self.record is not None and self.record.status == STEP_COMPLETED
+
+    @property
+    def failed(self) -> bool:
+        return self.record is not None and self.record.status == STEP_FAILED
+
+    def write(
+        self,
+        status: str,
+        output: str | None = None,
+        error: str | None = None,
+        *,
+        attempts: int = 1,
+        finished: bool = True,
+    ) -> None:
+        """Checkpoint this entry (fenced: raises if the lease is gone)."""
+        ctx = self.ctx
+        ctx.save(
+            StepRecord(
+                ctx.execution_id, self.name, self.seq, self.kind, status, self.fingerprint,
+                output, error, attempts, self.started, time.time() if finished else None,
+            )
+        )  # fmt: skip
+
+    def complete(self, output: str | None, *, attempts: int = 1) -> None:
+        self.write(STEP_COMPLETED, output, attempts=attempts)
+        self.ctx.executed += 1
+
+
+class ExecutionContext:
+    """State of one run of one execution, shared by every step call in it."""
+
+    def __init__(
+        self,
+        journal: JournalStore,
+        execution_id: str,
+        token: str,
+        checkpoints: dict[str, StepRecord],
+        *,
+        strict: bool,
+        runner: ChildRunner | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
+        self.runner = runner
+        self.tracing = tracing
+        self.journal = journal
+        self.execution_id = execution_id
+        self.token = token
+        self.checkpoints = checkpoints
+        self.strict = strict
+        # name -> call site of every name used by this run (duplicate guard).
+        self.used: dict[str, tuple[str, int] | None] = {}
+        self.seq = 0
+        # Set from the heartbeat thread when the lease is lost or the execution cancelled.
+        self.stop: BaseException | None = None
+        self.replayed = 0
+        self.executed = 0
+
+    # ------------------------------------------------------------------ the journal
+
+    def entry(self, name: str, kind: str, site: tuple[str, int] | None) -> Entry:
+        """Claim ``name`` for this call (duplicate guard), find its record and check that
+        it was written by the same kind of call. A settled record counts as replayed;
+        otherwise the execution must still be ours to go on."""
+        seq = self.claim_name(name, site)
+        rec = self.checkpoints.get(name)
+        if rec is not None:
+            if rec.kind != kind:
+                raise ReplayMismatchError(
+                    f"{name!r} in execution {self.execution_id!r} was recorded by a "
+                    f"{_KINDS.get(rec.kind, rec.kind)} and is now called as a "
+                    f"{_KINDS.get(kind, kind)}; a name belongs to one kind of call "
+                    "(rename one of them)"
+                )
+            if rec.status in (STEP_COMPLETED, STEP_FAILED):
+                self.replayed += 1
+                return Entry(self, name, seq, kind, rec)
+        self.check_stop()
+        return Entry(self, name, seq, kind, rec)
+
+    def claim_name(self, name: str, site: tuple[str, int] | None) -> int:
+        """Register one use of ``name`` in this run; returns its call order."""
+        if name in self.used:
+            first = self.used[name]
+            raise DuplicateStepError(
+                f"step name {name!r} was already used in this run of execution "
+                f"{self.execution_id!r} (first at {_site(first)}, again at {_site(site)}). "
+                "A second call under the same name would silently return the first call's "
+                "stored result. Give every call a unique name: put a parameter that changes "
+                'per iteration in the step\'s template, e.g. @step("process-item-{index}"), '
+                'or name the call site, e.g. .named(f"' + name + '-{i}").'
+            )
+        self.used[name] = site
+        self.seq += 1
+        return self.seq
+
+    def check_stop(self) -> None:
+        if self.stop is not None:
+            raise self.stop
+
+    def lost(self) -> BaseException:
+        """Why a fenced write was refused: the execution was cancelled, or its lease lost."""
+        rec = self.journal.get_execution(self.execution_id)
+        if rec is not None and rec.status == CANCELLED:
+            err: BaseException = ExecutionCancelledError(
+                "execution was cancelled", execution_id=self.execution_id
+            )
+        else:
+            if rec is None:
+                holder = "it was deleted"
+            elif rec.lease_owner:
+                holder = f"now owned by {rec.lease_owner}"
+            else:
+                holder = f"now {rec.status}, released by another worker"
+            err = LeaseLostError(
+                f"execution {self.execution_id!r} is no longer held by this process "
+                f"({holder}); this process stops running it"
+            )
+        self.stop = err
+        return err
+
+    def save(self, record: StepRecord) -> None:
+        try:
+            saved = self.journal.save_step(self.token, record)
+        except DatabaseUnavailableError as exc:
+            # Not the body's failure: the execution must be handed back, not failed,
+            # even if user code catches this exception.
+            self.stop = exc
+            raise
+        if not saved:
+            raise self.lost()
+
+    # ------------------------------------------------------------------ replay drift
+
+    def check_drift(
+        self, name: str, stored: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        if stored is None:
+            return
+        now = fingerprint(args, kwargs)
+        if now == stored:
+            return
+        message = (
+            f"replay drift in execution {self.execution_id!r}: step {name!r} completed earlier "
+            "with different arguments; its stored result is returned. Usually the data fed to "
+            "it was read outside a step (fetch it inside a step so replay sees the same data)."
+        )
+        if self.strict:
+            raise ReplayMismatchError(message)
+        log.warning(message)
+
+    # ------------------------------------------------------------------ steps
+
+    async def run_step(self, call: StepCall[Any]) -> Any:
+        entry = self.entry(call.name, "step", call.site)
+        rec = entry.record
+        if entry.done:
+            assert rec is not None
+            self.check_drift(entry.name, rec.fingerprint, call.args, call.kwargs)
+            try:
+                return call.step.codec.loads(rec.output or "null")
+            except SerializationError as exc:
+                raise SerializationError(
+                    f"cannot read the stored result of step {entry.name!r}: {exc}"
+                ) from None
+        if entry.failed:
+            assert rec is not None
+            raise step_error_from_record(entry.name, rec.error)
+        entry.fingerprint = fingerprint(call.args, call.kwargs)
+        entry.started = time.time()
+        # A retrying record carries the attempts so far: a crash does not reset the count.
+        return await self._attempts(call, entry, rec.attempts if rec is not None else 0)
+
+    async def _attempts(self, call: StepCall[Any], entry: Entry, attempts: int) -> Any:
+        while True:
+            attempts += 1
+            try:
+                result = await self._invoke(call, entry, attempts)
+            except _Unretryable as fatal:
+                raise fatal.error from None
+            except Exception as exc:
+                await self._failed_attempt(call, entry, attempts, exc)
+                continue
+            if not call.step.transactional:  # a transactional step checkpointed already
+                entry.complete(self._encode(call, result), attempts=attempts)
+            return result
+
+    async def _invoke(self, call: StepCall[Any], entry: Entry, attempts: int) -> Any:
+        """One attempt of the step body, marked as running inside a step."""
+        token = current_step.set(entry.name)
+        try:
+            if self.tracing is None:
+                return await self._invoke_body(call, entry, attempts)
+            with self.tracing.step(entry.name, self.execution_id, attempts):
+                return await self._invoke_body(call, entry, attempts)
+        finally:
+            current_step.reset(token)
+
+    async def _invoke_body(self, call: StepCall[Any], entry: Entry, attempts: int) -> Any:
+        if call.step.transactional:
+            return await self._run_transactional(call, entry, attempts)
+        return await call._invoke_once()
+
+    async def _failed_attempt(
+        self, call: StepCall[Any], entry: Entry, attempts: int, exc: Exception
+    ) -> None:
+        """Record a failed attempt: retry after a delay, or fail the step (raises)."""
+        if isinstance(exc, asyncio.TimeoutError) and not isinstance(exc, StepTimeoutError):
+            exc = StepTimeoutError(f"step {entry.name!r} timed out after {call.timeout} s")
+        error = encode_error(exc, step_name=entry.name)
+        if not call.retry.should_retry(exc, attempts):
+            entry.write(STEP_FAILED, error=error, attempts=attempts)
+            raise _as_step_error(entry.name, exc) from exc
+        entry.write(STEP_RETRYING, error=error, attempts=attempts, finished=False)
+        delay = call.retry.delay(attempts)
+        log.info("step %r attempt %d failed (%s); retry in %.2fs", entry.name, attempts, exc, delay)
+        await asyncio.sleep(delay)
+        self.check_stop()
+
+    @staticmethod
+    def _encode(call: StepCall[Any], result: Any) -> str:
+        try:
+            return call.step.codec.dumps(result)
+        except SerializationError as exc:
+            raise SerializationError(
+                f"step {call.name!r} returned a value that cannot be stored: {exc}"
+            ) from None
+
+    async def _run_transactional(self, call: StepCall[Any], entry: Entry, attempts: int) -> Any:
+        """Body and checkpoint in one transaction: both commit, or neither does."""
+        try:
+            with self.journal.transaction() as conn:
+                tx = current_transaction.set(conn)
+                try:
+                    result = await call._invoke_once()
+                finally:
+                    current_transaction.reset(tx)
+                try:
+                    output = self._encode(call, result)
+                except SerializationError as exc:
+                    raise _Unretryable(exc) from None
+                checkpoint = StepRecord(
+                    self.execution_id, entry.name, entry.seq, entry.kind, STEP_COMPLETED,
+                    entry.fingerprint, output, None, attempts, entry.started, time.time(),
+                )  # fmt: skip
+                if not self.journal.save_step_on(conn, self.token, checkpoint):
+                    raise _LeaseRefused  # leaving the block rolls the body's writes back
+        except _LeaseRefused:
+            raise _Unretryable(self.lost()) from None
+        self.executed += 1
+        return result
+
+
+# How each kind of journal entry is named in messages.
+_KINDS = {
+    "step": "step",
+    "sleep": "zart.sleep",
+    "event": "zart.wait_for_event",
+    "now": "zart.now",
+    "capture": "zart.capture",
+    "child": "zart.run_child",
+}
+
+
+class _LeaseRefused(Exception):
+    pass
+
+
+class _Unretryable(Exception):
+    """Carries an error out of the retry loop untouched (not a step failure)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _as_step_error(name: str, exc: BaseException) -> StepError:
+    if isinstance(exc, StepError):
+        return StepError(
+            exc.message,
+            retryable=exc.retryable,
+            details=exc.details,
+            step_name=name,
+            error_type=exc.error_type,
+        )
+    return StepError(str(exc), retryable=False, step_name=name, error_type=type(exc).__name__)

@@ -1,0 +1,285 @@
+"""Durable primitives: timers, events, captured values and child executions.
+
+Each is named like a step and shares the step name space of its execution, so
+the duplicate-name guard (and zart-lint's loop rules) apply to them too.
+Outside a durable execution they simply do the plain thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from zart._errors import (
+    EventTimeoutError,
+    ExecutionCancelledError,
+    SerializationError,
+    TaskError,
+    ZartError,
+)
+from zart._execution._context import current_execution, current_step
+from zart._execution._journal import ExecutionContext, Suspend
+from zart._execution._naming import check_name
+from zart._serde import Codec, codec_for, return_codec
+from zart._store import NO_EVENT, RUNNING, SLEEPING, STEP_FAILED, WAITING, LeaseGone
+
+if TYPE_CHECKING:
+    from zart._execution._durable import DurableFunction
+
+T = TypeVar("T")
+
+# Sleeps at most this long stay in the process instead of releasing the execution.
+IN_PROCESS_SLEEP = 1.0
+
+_DATETIME = codec_for(datetime)
+
+
+def _caller_site() -> tuple[str, int]:
+    frame = sys._getframe(2)
+    return (frame.f_code.co_filename, frame.f_lineno)
+
+
+def _context(kind: str, name: str) -> ExecutionContext | None:
+    check_name(name, f"{kind} name")
+    inside = current_step.get()
+    if inside is not None:
+        raise ZartError(
+            f"zart.{kind}({name!r}) was called inside the body of step {inside!r}; "
+            "durable primitives belong in the durable function, not in a step"
+        )
+    ctx = current_execution.get()
+    return ctx if isinstance(ctx, ExecutionContext) else None
+
+
+def _seconds(duration: float | timedelta) -> float:
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    if seconds < 0:
+        raise ValueError(f"sleep duration must not be negative, got {duration!r}")
+    return seconds
+
+
+def _timestamp(when: datetime) -> float:
+    if when.tzinfo is None:
+        raise ValueError(
+            "sleep_until needs a timezone-aware datetime (e.g. datetime.now(timezone.utc))"
+        )
+    return when.timestamp()
+
+
+async def sleep(name: str, duration: float | timedelta) -> None:
+    """Durable timer: resumes after ``duration`` even across restarts.
+
+    While it sleeps the execution gives up its worker slot; on replay a sleep
+    that already elapsed returns at once.
+    """
+    seconds = _seconds(duration)
+    ctx = _context("sleep", name)
+    if ctx is None:
+        await asyncio.sleep(seconds)
+        return
+    await _durable_sleep(ctx, name, lambda: time.time() + seconds, _caller_site())
+
+
+async def sleep_until(name: str, when: datetime) -> None:
+    """Durable timer until a timezone-aware moment."""
+    target = _timestamp(when)
+    ctx = _context("sleep_until", name)
+    if ctx is None:
+        await asyncio.sleep(max(0.0, target - time.time()))
+        return
+    await _durable_sleep(ctx, name, lambda: target, _caller_site())
+
+
+async def _durable_sleep(
+    ctx: ExecutionContext, name: str, wake: Callable[[], float], site: tuple[str, int]
+) -> None:
+    entry = ctx.entry(name, "sleep", site)
+    if entry.done:
+        return
+    if entry.record is not None and entry.record.output is not None:
+        wake_at = float(json.loads(entry.record.output))  # the time set by the first run
+    else:
+        wake_at = wake()
+        entry.write(SLEEPING, json.dumps(wake_at), finished=False)
+    remaining = wake_at - time.time()
+    if remaining > IN_PROCESS_SLEEP:
+        raise Suspend(SLEEPING, wake_at)
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+    entry.complete(json.dumps(wake_at))
+
+
+async def wait_for_event(name: str, timeout: float | timedelta | None = None) -> Any:
+    """Wait for the event ``name`` sent with ``Zart.send_event``; returns its payload.
+
+    An event sent before the wait is reached is kept and delivered; each event
+    reaches one wait exactly once. With ``timeout`` a missing event raises
+    :class:`EventTimeoutError` (catchable) instead of waiting forever.
+    """
+    ctx = _context("wait_for_event", name)
+    if ctx is None:
+        raise ZartError("zart.wait_for_event() only works inside a durable execution")
+    entry = ctx.entry(name, "event", _caller_site())
+    if entry.done:
+        return json.loads(entry.record.output or "null") if entry.record else None
+    if entry.failed:
+        raise EventTimeoutError(f"event {name!r} did not arrive before its timeout")
+    try:
+        payload = ctx.journal.consume_event_into_step(ctx.token, ctx.execution_id, name, entry.seq)
+    except LeaseGone:
+        raise ctx.lost() from None
+    if payload is not NO_EVENT:
+        ctx.executed += 1
+        return json.loads(payload) if isinstance(payload, str) else None
+    if entry.record is not None and entry.record.output is not None:
+        deadline = json.loads(entry.record.output)  # set by the first run: restarts keep it
+    else:
+        deadline = time.time() + _seconds(timeout) if timeout is not None else None
+        entry.write(WAITING, json.dumps(deadline), finished=False)
+    if deadline is not None and time.time() >= deadline:
+        timed_out = {"type": "zart.EventTimeoutError", "message": f"event {name!r} timed out"}
+        entry.write(STEP_FAILED, json.dumps(deadline), json.dumps(timed_out))
+        raise EventTimeoutError(f"event {name!r} did not arrive before its timeout")
+    raise Suspend(WAITING, deadline)
+
+
+async def now(name: str) -> datetime:
+    """The current UTC time, recorded once: replay returns the same moment."""
+    ctx = _context("now", name)
+    if ctx is None:
+        return datetime.now(timezone.utc)
+    moment: datetime = await _record(
+        ctx, name, "now", lambda: datetime.now(timezone.utc), _DATETIME, _caller_site()
+    )
+    return moment
+
+
+async def capture(name: str, fn: Callable[[], T] | Callable[[], Awaitable[T]]) -> T:
+    """Run ``fn`` once and record its value (random numbers, uuids, config reads).
+
+    Replay returns the recorded value; the value is stored as typed JSON using
+    ``fn``'s return annotation (a lambda's values must be JSON-like or tagged
+    builtins such as datetime, UUID, Decimal).
+    """
+    ctx = _context("capture", name)
+    if ctx is None:
+        plain = fn()
+        return await plain if inspect.isawaitable(plain) else plain
+    codec = return_codec(fn)
+    value: T = await _record(ctx, name, "capture", fn, codec, _caller_site())
+    return value
+
+
+async def _record(
+    ctx: ExecutionContext,
+    name: str,
+    kind: str,
+    fn: Callable[[], Any],
+    codec: Codec,
+    site: tuple[str, int],
+) -> Any:
+    entry = ctx.entry(name, kind, site)
+    if entry.done and entry.record is not None:
+        return codec.loads(entry.record.output or "null")
+    value = fn()
+    if inspect.isawaitable(value):
+        value = await value
+    try:
+        output = codec.dumps(value)
+    except SerializationError as exc:
+        raise SerializationError(f"zart.{kind}({name!r}) cannot store its value: {exc}") from None
+    entry.complete(output)
+    return value
+
+
+async def run_child(
+    durable_fn: DurableFunction[..., T], /, *args: Any, name: str, **kwargs: Any
+) -> T:
+    """Run another durable function as a child execution and return its result.
+
+    The child's id is ``"<parent id>/<name>"``, so after a crash of either the
+    parent finds the same child again instead of starting a second one.
+    """
+    ctx = _context("run_child", name)
+    if ctx is None:
+        return await durable_fn.fn(*args, **kwargs)
+    if ctx.runner is None:
+        raise ZartError("run_child needs the engine that runs the parent")
+    entry = ctx.entry(name, "child", _caller_site())
+    child_id = f"{ctx.execution_id}/{name}"
+    if entry.done and entry.record is not None:
+        return durable_fn.result_codec.loads(entry.record.output or "null")  # type: ignore[no-any-return]
+    if entry.failed and entry.record is not None:
+        data = json.loads(entry.record.error or "{}")
+        raise TaskError(
+            str(data.get("message", "")),
+            execution_id=child_id,
+            error_type=str(data.get("type", "TaskError")),
+        )
+    ctx.runner.create(durable_fn, args, kwargs, child_id, parent_id=ctx.execution_id)
+    try:
+        result = await _drive_child(ctx, durable_fn, child_id)
+    except TaskError as exc:
+        error = exc
+        if isinstance(exc, ExecutionCancelledError):
+            # The child was cancelled, not this execution: for the parent that is an
+            # ordinary (catchable) failure of the call, stored like any other.
+            error = TaskError(
+                f"child execution {child_id!r} was cancelled",
+                execution_id=child_id,
+                error_type="ExecutionCancelledError",
+            )
+        failure = {"type": error.error_type or "TaskError", "message": error.message}
+        entry.write(STEP_FAILED, error=json.dumps(failure))
+        if error is exc:
+            raise
+        raise error from None
+    entry.complete(durable_fn.result_codec.dumps(result))
+    return result  # type: ignore[no-any-return]
+
+
+# How often a parent waiting for its child checks whether it was cancelled itself.
+_PARENT_CHECK_SECONDS = 0.25
+
+
+async def _drive_child(
+    ctx: ExecutionContext, durable_fn: DurableFunction[..., Any], child_id: str
+) -> Any:
+    """Run (or wait for) the child to its end, while watching the parent.
+
+    Cancelling the parent cancels the waiting child too; if the parent loses its
+    lease, this process stops driving the child (the parent's new owner will).
+    """
+    runner = ctx.runner
+    assert runner is not None
+    token = current_execution.set(None)  # the child runs under its own context
+    try:
+        drive = asyncio.ensure_future(runner.drive_until_done(durable_fn, child_id))
+    finally:
+        current_execution.reset(token)
+    try:
+        while True:
+            done, _ = await asyncio.wait({drive}, timeout=_PARENT_CHECK_SECONDS)
+            if done:
+                return drive.result()
+            stop = ctx.stop
+            if stop is None:
+                rec = ctx.journal.get_execution(ctx.execution_id)
+                if rec is None or rec.status != RUNNING or rec.lease_owner != ctx.token:
+                    stop = ctx.lost()
+            if stop is not None:
+                if isinstance(stop, ExecutionCancelledError):
+                    runner.cancel(child_id)
+                raise stop
+    finally:
+        if not drive.done():
+            drive.cancel()  # the child's run hands it back (or it was cancelled above)
+            await asyncio.wait({drive})
+            if not drive.cancelled():
+                drive.exception()  # retrieved: no "exception was never retrieved" noise

@@ -1,0 +1,429 @@
+"""The engine's narrow interface to storage: create, claim, load the journal,
+checkpoint, finish, leases, wake-ups and events. Nothing else is on this path."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from zart._owner import owner_is_dead
+from zart._store._database import Database, boundary
+from zart._store._errors import LeaseGone, NotFound, OutcomeUnknownError, RaceLost
+from zart._store._queries import (
+    STEP_COLUMNS,
+    E,
+    S,
+    V,
+    by_id,
+    held,
+    is_claimable,
+    runnable,
+)
+from zart._store._records import (
+    CANCELLED,
+    NO_EVENT,
+    PENDING,
+    RUNNING,
+    SLEEPING,
+    STEP_COMPLETED,
+    TERMINAL_STATUSES,
+    WAITING,
+    ExecutionRecord,
+    StepRecord,
+)
+
+log = logging.getLogger("zart")
+
+
+class JournalStore:
+    """What the engine needs from a database, on top of one :class:`Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ------------------------------------------------------------------ executions
+
+    @boundary
+    def create_execution(
+        self, execution_id: str, durable_name: str, input_json: str, parent_id: str | None = None
+    ) -> tuple[ExecutionRecord, bool]:
+        """Insert a pending execution unless one with this id exists; return it and created?
+
+        Safe to repeat: an attempt whose commit went through is found as "exists".
+        """
+        now = time.time()
+        with self.db.tx() as conn:
+            existing = conn.execute(by_id(execution_id)).first()
+            if existing is not None:
+                return ExecutionRecord.from_row(existing), False
+            values = dict(
+                id=execution_id, durable_name=durable_name, status=PENDING, input=input_json,
+                attempts=0, parent_id=parent_id, created_at=now, updated_at=now,
+            )  # fmt: skip
+            try:
+                conn.execute(insert(E).values(**values))
+            except IntegrityError:
+                conn.rollback()
+                raise RaceLost() from None
+            return ExecutionRecord.from_row(conn.execute(by_id(execution_id)).one()), True
+
+    @boundary
+    def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        with self.db.tx(write=False) as conn:
+            row = conn.execute(by_id(execution_id)).first()
+        return ExecutionRecord.from_row(row) if row is not None else None
+
+    @boundary
+    def try_claim(
+        self, execution_id: str, token: str, lease_seconds: float, *, force_wake: bool = False
+    ) -> ExecutionRecord | None:
+        """Take the lease of one execution if it is runnable now; None when it is not.
+
+        ``force_wake`` also claims a sleeping/waiting execution before its wake time
+        (used by ``run`` so the body can re-check its timers and events).
+        """
+        if self.db.attempt:
+            # The failed attempt may have committed the claim under our token.
+            rec = self.get_execution(execution_id)
+            if rec is not None and rec.status == RUNNING and rec.lease_owner == token:
+                return rec
+        with self.db.tx() as conn:
+            row = conn.execute(by_id(execution_id).with_for_update()).first()
+            if row is None:
+                return None
+            rec = ExecutionRecord.from_row(row)
+            now = self.db.db_now(conn)
+            claimable = is_claimable(rec, now) or (force_wake and rec.status in (SLEEPING, WAITING))
+            if not claimable:
+                return None
+            return self._take(conn, rec, token, now, lease_seconds)
+
+    @staticmethod
+    def _take(
+        conn: Connection, rec: ExecutionRecord, token: str, now: float, lease_seconds: float
+    ) -> ExecutionRecord:
+        if rec.status == RUNNING:
+            expired = rec.lease_expires_at is None or rec.lease_expires_at < now
+            why = "its lease expired" if expired else "its process is gone"
+            log.info("taking over execution %s from %s (%s)", rec.id, rec.lease_owner, why)
+        values: dict[str, Any] = dict(
+            status=RUNNING, lease_owner=token, lease_expires_at=now + lease_seconds,
+            attempts=rec.attempts + 1, updated_at=time.time(), wake_at=None,
+        )  # fmt: skip
+        if rec.started_at is None:
+            values["started_at"] = values["updated_at"]
+        conn.execute(update(E).where(E.c.id == rec.id).values(**values))
+        for key, value in values.items():
+            setattr(rec, key, value)
+        return rec
+
+    def claim_runnable(
+        self,
+        token_factory: Callable[[], str],
+        durable_names: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+    ) -> list[tuple[ExecutionRecord, str]]:
+        """Claim up to ``limit`` runnable executions of the given durable functions."""
+        if limit <= 0 or not durable_names:
+            return []
+        minted: list[str] = []
+
+        def mint() -> str:
+            token = token_factory()
+            minted.append(token)
+            return token
+
+        def op() -> list[tuple[ExecutionRecord, str]]:
+            if self.db.attempt and minted:
+                # Claims the failed attempt committed are ours: hand them out rather
+                # than leaving them to expire.
+                mine = self._held_by(minted)
+                minted.clear()
+                if mine:
+                    return mine
+            return self._claim_runnable(mint, list(durable_names), limit, lease_seconds)
+
+        return self.db.run("claim_runnable", op)
+
+    def _claim_runnable(
+        self, mint: Callable[[], str], names: list[str], limit: int, lease_seconds: float
+    ) -> list[tuple[ExecutionRecord, str]]:
+        with self.db.tx() as conn:
+            now = self.db.db_now(conn)
+            query = (
+                select(E)
+                .where(E.c.durable_name.in_(names), runnable(now))
+                .order_by(E.c.created_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            rows = [ExecutionRecord.from_row(r) for r in conn.execute(query)]
+            if len(rows) < limit:
+                rows += self._orphans(conn, names, now, limit - len(rows), {r.id for r in rows})
+            return [(self._take(conn, rec, (t := mint()), now, lease_seconds), t) for rec in rows]
+
+    @staticmethod
+    def _orphans(
+        conn: Connection, names: list[str], now: float, limit: int, seen: set[str]
+    ) -> list[ExecutionRecord]:
+        """Running executions whose owner died on this very host: no need to wait for
+        their lease to expire. Read without locking (live owners' rows must not be
+        locked by every poll of every worker), then lock only the orphans, re-checking
+        that their owner did not change in between."""
+        candidates = (
+            select(E.c.id, E.c.lease_owner)
+            .where(E.c.durable_name.in_(names), E.c.status == RUNNING, E.c.lease_expires_at >= now)
+            .order_by(E.c.created_at)
+            .limit(200)
+        )
+        found: list[ExecutionRecord] = []
+        for orphan_id, owner in conn.execute(candidates).all():
+            if len(found) >= limit:
+                break
+            if orphan_id in seen or not owner_is_dead(owner):
+                continue
+            row = conn.execute(
+                select(E)
+                .where(E.c.id == orphan_id, E.c.lease_owner == owner, E.c.status == RUNNING)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if row is not None:
+                found.append(ExecutionRecord.from_row(row))
+        return found
+
+    def _held_by(self, tokens: list[str]) -> list[tuple[ExecutionRecord, str]]:
+        with self.db.tx(write=False) as conn:
+            rows = conn.execute(
+                select(E).where(E.c.lease_owner.in_(tokens), E.c.status == RUNNING)
+            ).all()
+        return [(rec, str(rec.lease_owner)) for rec in map(ExecutionRecord.from_row, rows)]
+
+    def renew_leases(self, tokens: Iterable[str], lease_seconds: float) -> set[str]:
+        """Extend the leases of the given tokens; return the tokens no longer held."""
+        tokens = list(tokens)
+        if not tokens:
+            return set()
+
+        def op() -> set[str]:
+            expires = self.db.now_sql() + lease_seconds
+            with self.db.tx() as conn:
+                if conn.dialect.update_returning:
+                    renew = (
+                        update(E)
+                        .where(E.c.lease_owner.in_(tokens), E.c.status == RUNNING)
+                        .values(lease_expires_at=expires)
+                        .returning(E.c.lease_owner)
+                    )
+                    return set(tokens) - {str(t) for t in conn.execute(renew).scalars()}
+                lost = set()  # an SQLite older than 3.35: one statement per lease
+                for token in tokens:
+                    statement = (
+                        update(E)
+                        .where(E.c.lease_owner == token, E.c.status == RUNNING)
+                        .values(lease_expires_at=expires)
+                    )
+                    if not conn.execute(statement).rowcount:
+                        lost.add(token)
+                return lost
+
+        # The heartbeat beats again soon: retry briefly (a reconnect), never for long.
+        return self.db.run("renew_leases", op, budget=max(0.5, lease_seconds / 3))
+
+    @boundary
+    def finish_execution(
+        self, execution_id: str, token: str, status: str, result: str | None, error: str | None
+    ) -> bool:
+        """Record the outcome, conditional on still holding the lease."""
+        now = time.time()
+        with self.db.tx() as conn:
+            values = dict(
+                status=status, result=result, error=error, lease_owner=None,
+                lease_expires_at=None, finished_at=now, updated_at=now,
+            )  # fmt: skip
+            if conn.execute(held(execution_id, token).values(**values)).rowcount:
+                return True
+        if not self.db.attempt:
+            return False
+        # Refused on a retry: did the attempt that failed at commit record it?
+        rec = self.get_execution(execution_id)
+        return (
+            rec is not None
+            and rec.status == status
+            and rec.lease_owner is None
+            and (rec.result, rec.error) == (result, error)
+        )
+
+    @boundary
+    def suspend_execution(
+        self, execution_id: str, token: str, status: str, wake_at: float | None
+    ) -> bool:
+        """Give up the lease while sleeping or waiting; a worker wakes it at ``wake_at``.
+
+        An event for a pending wait may have arrived after the wait looked for it and
+        before this update (``add_event`` only wakes executions already ``waiting``):
+        then the execution is due at once, or that event would be missed until the
+        wait's timeout (or for ever).
+        """
+        with self.db.tx() as conn:
+            now = time.time()
+            values = dict(
+                status=status, wake_at=wake_at, lease_owner=None, lease_expires_at=None,
+                updated_at=now,
+            )  # fmt: skip
+            if not conn.execute(held(execution_id, token).values(**values)).rowcount:
+                return False
+            # Checked after the update took the row lock: an add_event either committed
+            # before (seen here) or waits for this commit (and sees status waiting).
+            pending = conn.execute(
+                select(V.c.id)
+                .join(S, and_(S.c.execution_id == V.c.execution_id, S.c.step_name == V.c.name))
+                .where(
+                    V.c.execution_id == execution_id,
+                    V.c.consumed_by.is_(None),
+                    S.c.kind == "event",
+                    S.c.status == WAITING,
+                )
+                .limit(1)
+            ).first()
+            if pending is not None:
+                conn.execute(update(E).where(E.c.id == execution_id).values(wake_at=now))
+            return True
+
+    @boundary
+    def release(self, execution_id: str, token: str) -> bool:
+        """Hand a running execution back (graceful shutdown): another worker resumes it at once."""
+        with self.db.tx() as conn:
+            values = dict(
+                status=PENDING, lease_owner=None, lease_expires_at=None, updated_at=time.time()
+            )
+            return bool(conn.execute(held(execution_id, token).values(**values)).rowcount)
+
+    @boundary
+    def cancel(self, execution_id: str) -> tuple[ExecutionRecord | None, bool]:
+        """Cancel an active execution. Returns (record after, whether this call cancelled it)."""
+        now = time.time()
+        with self.db.tx() as conn:
+            row = conn.execute(by_id(execution_id).with_for_update()).first()
+            if row is None:
+                return None, False
+            rec = ExecutionRecord.from_row(row)
+            if rec.status in TERMINAL_STATUSES:
+                return rec, False
+            values = dict(
+                status=CANCELLED, lease_owner=None, lease_expires_at=None, wake_at=None,
+                finished_at=now, updated_at=now,
+            )  # fmt: skip
+            conn.execute(update(E).where(E.c.id == execution_id).values(**values))
+            rec.status, rec.lease_owner, rec.finished_at = CANCELLED, None, now
+            return rec, True
+
+    # ------------------------------------------------------------------ steps
+
+    @boundary
+    def load_steps(self, execution_id: str) -> dict[str, StepRecord]:
+        """Every checkpoint of one execution, in one query."""
+        with self.db.tx(write=False) as conn:
+            rows = conn.execute(select(*STEP_COLUMNS).where(S.c.execution_id == execution_id))
+            return {r[1]: StepRecord(*r) for r in rows.all()}
+
+    def save_step(self, token: str, record: StepRecord) -> bool:
+        """Write a checkpoint if ``token`` still holds the lease; False when it does not.
+
+        The hot path: the database sends one fenced statement (and retries it itself,
+        an upsert being safe to repeat)."""
+        return self.db.write_checkpoint(token, record)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction for a transactional step: the step's own writes and its
+        checkpoint (``save_step_on``) commit together or not at all."""
+        with self.db.tx(write=True) as conn:
+            yield conn
+
+    def save_step_on(self, conn: Connection, token: str, record: StepRecord) -> bool:
+        """``save_step`` inside the caller's transaction (see ``transaction``)."""
+        return bool(conn.execute(self.db.checkpoint_statement, record.as_params(token)).rowcount)
+
+    # ------------------------------------------------------------------ events
+
+    @boundary
+    def add_event(self, execution_id: str, name: str, payload: str | None) -> ExecutionRecord:
+        """Store an event; wake the execution if it is waiting. Kept until a wait consumes it."""
+        try:
+            return self._add_event(execution_id, name, payload)
+        except Exception as exc:
+            if self.db.outcome_unknown(exc):
+                # Sending again could deliver the event twice: not retried.
+                raise OutcomeUnknownError(
+                    f"the connection to {self.db.url} broke while committing event {name!r} "
+                    f"for execution {execution_id!r}; it may or may not have been stored "
+                    "(check the execution before sending it again)"
+                ) from exc
+            raise
+
+    def _add_event(self, execution_id: str, name: str, payload: str | None) -> ExecutionRecord:
+        now = time.time()
+        with self.db.tx() as conn:
+            row = conn.execute(by_id(execution_id).with_for_update()).first()
+            if row is None:
+                raise NotFound(execution_id)
+            rec = ExecutionRecord.from_row(row)
+            conn.execute(
+                insert(V).values(
+                    execution_id=execution_id, name=name, payload=payload, created_at=now
+                )
+            )
+            if rec.status == WAITING:
+                conn.execute(
+                    update(E).where(E.c.id == execution_id).values(wake_at=now, updated_at=now)
+                )
+            return rec
+
+    @boundary
+    def consume_event_into_step(self, token: str, execution_id: str, name: str, seq: int) -> Any:
+        """Hand the oldest unconsumed event ``name`` to the wait of the same name.
+
+        Marks the event consumed and writes the wait's checkpoint in one
+        transaction, so a crash cannot lose the event nor deliver it twice.
+        Returns the payload (str or None), or NO_EVENT when none is waiting.
+        """
+        if self.db.attempt:
+            # The failed attempt may have consumed the event and checkpointed the wait.
+            done = self.load_steps(execution_id).get(name)
+            if done is not None and done.status == STEP_COMPLETED:
+                return done.output
+        now = time.time()
+        with self.db.tx() as conn:
+            # FOR SHARE (a no-op on SQLite): a takeover cannot commit while this runs.
+            lease = (
+                select(E.c.id)
+                .where(E.c.id == execution_id, E.c.lease_owner == token, E.c.status == RUNNING)
+                .with_for_update(read=True)
+            )
+            if conn.execute(lease).first() is None:
+                raise LeaseGone()
+            row = conn.execute(
+                select(V)
+                .where(
+                    V.c.execution_id == execution_id, V.c.name == name, V.c.consumed_by.is_(None)
+                )
+                .order_by(V.c.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if row is None:
+                return NO_EVENT
+            conn.execute(update(V).where(V.c.id == row.id).values(consumed_by=name))
+            output = row.payload if row.payload is not None else "null"
+            record = StepRecord(
+                execution_id, name, seq, "event", STEP_COMPLETED, None, output, None, 1, now, now
+            )
+            conn.execute(self.db.checkpoint_statement, record.as_params(token))
+            return row.payload

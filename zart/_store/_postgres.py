@@ -1,0 +1,289 @@
+"""PostgreSQL backend: many worker processes, on many hosts, share one database.
+
+What this module adds to :class:`SqlStorage`:
+
+* **Connections.** psycopg 3 through SQLAlchemy, ``pool_pre_ping`` so a pooled
+  connection that died with a server restart is replaced before use, TCP
+  keepalives so a silently dropped connection is noticed, ``application_name``
+  ``zart`` so the connections are recognisable in ``pg_stat_activity``, and an
+  ``idle_in_transaction_session_timeout`` so a worker frozen in the middle of a
+  transaction (SIGSTOP, a hung VM) cannot hold row locks for ever.
+* **The database clock.** Leases are computed from ``clock_timestamp()`` on the
+  server, never from a worker's clock.
+* **Fencing under READ COMMITTED.** The checkpoint upsert locks the execution
+  row ``FOR SHARE`` while it checks the lease, so a claim that takes the lease
+  over waits for (or skips) an in-flight checkpoint instead of racing it: a
+  checkpoint commits either before the takeover (and the new owner replays it)
+  or not at all.
+* **Migrations** run under ``pg_advisory_xact_lock``, so workers starting
+  together migrate once.
+* **Transient errors** (connection closed or refused, server shut down or
+  restarting, serialization failures, deadlocks) are retried with exponential
+  backoff in :meth:`PostgresDatabase.run`, the boundary every store operation
+  passes, on a fresh connection. Every operation is safe to repeat: writes are
+  upserts or updates conditional on the lease token, and the few that are not
+  naturally idempotent check, on a retry (``db.attempt > 0``), what the attempt
+  that failed at commit time left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar
+
+import psycopg
+from sqlalchemy import Connection, Double, create_engine, literal_column, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from zart._errors import DatabaseUnavailableError, ZartError
+from zart._store._database import Database
+from zart._store._errors import OutcomeUnknownError, unavailable
+from zart._store._records import StepRecord
+
+log = logging.getLogger("zart.storage")
+
+T = TypeVar("T")
+
+# Key of the advisory lock that serializes schema migrations ("zart" in ASCII).
+MIGRATION_LOCK_KEY = 0x7A617274
+
+# SQLSTATEs worth retrying: the statement did not take effect (or the session is gone)
+# and running it again on a fresh connection may well succeed.
+TRANSIENT_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "53300",  # too_many_connections
+        "55P03",  # lock_not_available
+        "57P01",  # admin_shutdown (pg_terminate_backend, smart/fast shutdown)
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (starting up, shutting down, recovery)
+        "57P05",  # idle_session_timeout
+        "25P03",  # idle_in_transaction_session_timeout
+    }
+)
+
+# libpq connection parameters zart sets unless the URL sets them.
+DEFAULT_CONNECT_ARGS: dict[str, Any] = {
+    "application_name": "zart",
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+
+class PostgresDatabase(Database):
+    """PostgreSQL through psycopg 3.
+
+    ``pool_size``/``max_overflow`` bound the connections of this process: one is
+    held by every thread that uses the engine (the event-loop thread running the
+    executions and the lease heartbeat thread; ``--concurrency`` does not add
+    connections). ``retry_seconds`` is how long one operation keeps retrying
+    transient database errors before it gives up with DatabaseUnavailableError.
+    ``idle_in_transaction_timeout`` (seconds) ends a session that stalls inside
+    a transaction, releasing its row locks.
+    """
+
+    # FOR SHARE on the execution row while the checkpoint checks the lease. READ
+    # COMMITTED reads the lease from a snapshot; without the row lock a takeover could
+    # commit between this statement's lease check and its commit, and the new owner
+    # would not see (and would re-run) the step. With it, a claim waits for the
+    # checkpoint's transaction (or skips the row), and a checkpoint issued after a
+    # takeover re-checks the new row version and writes nothing.
+    checkpoint_row_lock = "FOR SHARE"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 4,
+        max_overflow: int = 16,
+        retry_seconds: float = 60.0,
+        idle_in_transaction_timeout: float = 30.0,
+    ) -> None:
+        parsed = make_url(url)
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        elif parsed.drivername != "postgresql+psycopg":
+            raise ZartError(
+                f"unsupported PostgreSQL driver {parsed.drivername!r} in "
+                f"{parsed.render_as_string(hide_password=True)!r}; zart uses "
+                "psycopg 3: postgresql+psycopg://user@host/dbname"
+            )
+        connect_args = {k: v for k, v in DEFAULT_CONNECT_ARGS.items() if k not in parsed.query}
+        if "options" not in parsed.query:
+            connect_args["options"] = (
+                f"-c idle_in_transaction_session_timeout={int(idle_in_transaction_timeout * 1000)}"
+            )
+        engine = create_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=30,
+            connect_args=connect_args,
+        )
+        super().__init__(engine, parsed.render_as_string(hide_password=True))
+        self.retry_seconds = retry_seconds
+        self._ever_connected = False
+        self._state = threading.local()
+        # The checkpoint statement in psycopg's own placeholder style, for the raw path.
+        self._raw_checkpoint_sql = re.sub(r"(?<!:):(\w+)", r"%(\1)s", self.checkpoint_sql)
+
+    # ------------------------------------------------------------------ dialect hooks
+
+    def now_sql(self) -> Any:
+        return literal_column(
+            "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)", type_=Double()
+        )
+
+    def lock_for_migration(self, conn: Connection) -> None:
+        # Held until the migration transaction ends; PostgreSQL DDL is transactional,
+        # so a second process waits here, then finds the schema current.
+        conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
+
+    def conn(self) -> Connection:
+        conn = super().conn()
+        self._ever_connected = True
+        return conn
+
+    @contextmanager
+    def tx(self, write: bool = True) -> Iterator[Connection]:
+        # Remember whether a failure happened at COMMIT: then the outcome is unknown
+        # (the server may have committed before the connection broke).
+        self._state.committing = False
+        with super().tx(write) as conn:
+            yield conn
+            self._state.committing = True
+
+    def outcome_unknown(self, exc: BaseException) -> bool:
+        return bool(getattr(self._state, "committing", False)) and self.is_transient(exc)
+
+    # ------------------------------------------------------------------ retries
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (or what caused it) is a database error worth retrying."""
+        if isinstance(exc, OutcomeUnknownError):
+            return False
+        seen: set[int] = set()
+        current: BaseException | None = exc
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            if isinstance(current, DBAPIError):
+                if current.connection_invalidated:
+                    return True
+                if isinstance(current.orig, BaseException):
+                    current = current.orig
+                    continue
+            if isinstance(current, psycopg.Error):
+                return self._transient_driver_error(current)
+            current = current.__cause__ or current.__context__
+        return False
+
+    def _transient_driver_error(self, exc: psycopg.Error) -> bool:
+        state = exc.sqlstate
+        if state is not None:
+            return state in TRANSIENT_SQLSTATES or state.startswith("08")
+        # No SQLSTATE: the connection itself failed (refused, closed, reset). Before the
+        # first successful connection that is most likely a wrong URL; afterwards it is
+        # an outage worth riding out.
+        return self._ever_connected and isinstance(
+            exc, (psycopg.OperationalError, psycopg.InterfaceError)
+        )
+
+    @property
+    def attempt(self) -> int:
+        return int(getattr(self._state, "attempt", 0))
+
+    def run(self, what: str, op: Callable[[], T], *, budget: float | None = None) -> T:
+        """Run ``op()``; on a transient error retry it with backoff on a new connection."""
+        if getattr(self._state, "depth", 0):
+            return op()  # nested in an operation that already retries
+        self._state.depth = 1
+        self._state.attempt = 0
+        try:
+            return self._retry_loop(what, op, self.retry_seconds if budget is None else budget)
+        finally:
+            self._state.depth = 0
+            self._state.attempt = 0
+
+    def _retry_loop(self, what: str, op: Callable[[], T], budget: float) -> T:
+        delay = 0.05
+        deadline: float | None = None
+        while True:
+            try:
+                return op()
+            except Exception as exc:
+                if not self.is_transient(exc):
+                    raise
+                self.drop_connection()
+                now = time.monotonic()
+                deadline = now + budget if deadline is None else deadline
+                self._state.attempt += 1
+                pause = delay * random.uniform(0.5, 1.0)
+                if now + pause > deadline:
+                    if isinstance(exc, DatabaseUnavailableError):
+                        raise
+                    raise unavailable(exc, self.url) from exc
+                log.warning(
+                    "database error during %s (%s); retry %d in %.2fs",
+                    what, _describe(exc), self._state.attempt, pause,
+                )  # fmt: skip
+                time.sleep(pause)
+                delay = min(delay * 2, 2.0)
+
+    # ------------------------------------------------------------------ the hot path
+
+    def write_checkpoint(self, token: str, record: StepRecord) -> bool:
+        """The checkpoint write, on every step's path: one statement, one round trip.
+
+        Sent straight to this thread's psycopg connection in autocommit mode, so the
+        statement is its own transaction: no BEGIN and COMMIT round trips, and none
+        of the Core execution machinery. An upsert of the same row, so repeating it
+        after a connection broke with the outcome unknown is harmless.
+        """
+        return self.run("save_step", lambda: self._write_checkpoint_once(token, record))
+
+    def _write_checkpoint_once(self, token: str, record: StepRecord) -> bool:
+        if not self._migrated:
+            self.ensure_schema()
+        conn = self.conn()
+        raw: Any = conn.connection.dbapi_connection
+        if raw is None or conn.in_transaction():  # pragma: no cover - defensive
+            return Database.write_checkpoint(self, token, record)
+        if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raw.rollback()  # e.g. the pool's pre-ping SELECT 1 left a transaction open
+        raw.autocommit = True
+        try:
+            cursor = raw.execute(self._raw_checkpoint_sql, record.as_params(token))
+            return bool(cursor.rowcount > 0)
+        finally:
+            with suppress(psycopg.Error):  # a broken connection: the caller drops it
+                raw.autocommit = False
+
+
+def _describe(exc: BaseException) -> str:
+    """The driver's error, in one line: ``AdminShutdown: terminating connection ...``."""
+    found: BaseException = exc
+    current: BaseException | None = exc
+    for _ in range(10):
+        if current is None:
+            break
+        if isinstance(current, psycopg.Error):
+            found = current
+            break
+        current = current.__cause__ or current.__context__
+    lines = str(found).strip().splitlines()
+    return f"{type(found).__name__}: {lines[0]}" if lines else type(found).__name__
+
+
+__all__ = ["MIGRATION_LOCK_KEY", "PostgresDatabase"]

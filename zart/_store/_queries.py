@@ -1,0 +1,76 @@
+"""SQL shared by the stores: table aliases, the fenced checkpoint statement, and the
+"runnable" and "held" predicates, each written once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+
+from zart._owner import owner_is_dead
+from zart._store import _schema as s
+from zart._store._records import PENDING, RUNNING, SLEEPING, WAITING, ExecutionRecord, StepRecord
+
+E = s.executions
+S = s.steps
+V = s.events
+# Columns in StepRecord's field order, so each row maps positionally (a resume reads
+# thousands of rows: this is most of its Python cost).
+STEP_COLUMNS = [S.c[name] for name in StepRecord.__slots__]
+
+# The fenced checkpoint write: one statement, one round trip. It only writes while the
+# caller still holds the execution's lease and the execution is running, so a paused
+# worker whose lease was taken over, or a cancelled execution, cannot record results.
+# {row_lock} lets a backend lock the execution row it checks (PostgreSQL: FOR SHARE).
+CHECKPOINT_TEMPLATE = """
+    INSERT INTO zart_steps (execution_id, step_name, seq, kind, status, fingerprint,
+                            output, error, attempts, started_at, finished_at)
+    SELECT CAST(:execution_id AS VARCHAR(255)), CAST(:step_name AS VARCHAR(512)),
+           CAST(:seq AS INTEGER), CAST(:kind AS VARCHAR(16)), CAST(:status AS VARCHAR(16)),
+           CAST(:fingerprint AS VARCHAR(64)), CAST(:output AS TEXT), CAST(:error AS TEXT),
+           CAST(:attempts AS INTEGER), CAST(:started_at AS DOUBLE PRECISION),
+           CAST(:finished_at AS DOUBLE PRECISION)
+    WHERE EXISTS (SELECT 1 FROM zart_executions
+                  WHERE id = CAST(:execution_id AS VARCHAR(255))
+                    AND lease_owner = CAST(:token AS VARCHAR(255))
+                    AND status = 'running'
+                  {row_lock})
+    ON CONFLICT (execution_id, step_name) DO UPDATE SET
+        seq = excluded.seq, kind = excluded.kind, status = excluded.status,
+        fingerprint = excluded.fingerprint, output = excluded.output,
+        error = excluded.error, attempts = excluded.attempts,
+        started_at = excluded.started_at, finished_at = excluded.finished_at
+"""
+
+
+def runnable(now: Any) -> Any:
+    """SQL: executions a worker may claim at database time ``now`` (not counting
+    running ones whose owner died on this host: see :func:`is_claimable`)."""
+    return or_(
+        E.c.status == PENDING,
+        and_(E.c.status.in_((SLEEPING, WAITING)), E.c.wake_at <= now),
+        and_(E.c.status == RUNNING, E.c.lease_expires_at < now),
+    )
+
+
+def is_claimable(rec: ExecutionRecord, now: float) -> bool:
+    """:func:`runnable` for one record already read, plus a running execution whose
+    owner process is gone from this host (no need to wait for its lease to expire)."""
+    if rec.status == PENDING:
+        return True
+    if rec.status in (SLEEPING, WAITING):
+        return rec.wake_at is not None and rec.wake_at <= now
+    if rec.status == RUNNING:
+        if rec.lease_expires_at is None or rec.lease_expires_at < now:
+            return True
+        return owner_is_dead(rec.lease_owner)
+    return False
+
+
+def held(execution_id: str, token: str) -> Any:
+    """UPDATE of one execution, applied only while ``token`` holds its lease (fencing)."""
+    return update(E).where(E.c.id == execution_id, E.c.lease_owner == token, E.c.status == RUNNING)
+
+
+def by_id(execution_id: str) -> Any:
+    return select(E).where(E.c.id == execution_id)

@@ -1,0 +1,3 @@
+"""The version of zart (its own module so that any layer may read it)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,121 @@
+"""What counts as a step, a durable, a durable primitive or a non-deterministic call.
+
+Everything here works on *qualified names* ("zart.step", "pkg.steps.fetch"):
+the per-file analysis and the project index each turn the names written in the
+source into qualified names through the imports of their module, then ask here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from zart_lint.core._options import RuleOptions
+
+DefKind = Literal["step", "durable"]
+ParamKind = Literal[
+    "positional_only", "positional", "var_positional", "keyword_only", "var_keyword"
+]
+
+# zart's own decorators and primitives (tests/lint/test_parity.py checks these
+# tables against what zart exports).
+STEP_DECORATORS = frozenset({"step", "zart_step"})
+DURABLE_DECORATORS = frozenset({"durable", "zart_durable"})
+
+# Durable primitives share the step name space. True: the name is the first
+# positional argument (or ``name=``); False: only ``name=`` (run_child's first
+# positional argument is the child durable function).
+PRIMITIVES: dict[str, bool] = {
+    "sleep": True,
+    "sleep_until": True,
+    "wait_for_event": True,
+    "now": True,
+    "capture": True,
+    "run_child": False,
+}
+
+# Non-deterministic calls (ZRT007) -> which durable replacement to suggest.
+_NONDETERMINISTIC: dict[str, Literal["now", "capture"]] = {
+    "time.time": "now",
+    "time.time_ns": "now",
+    "time.monotonic": "now",
+    "time.monotonic_ns": "now",
+    "time.perf_counter": "now",
+    "time.perf_counter_ns": "now",
+    "datetime.datetime.now": "now",
+    "datetime.datetime.utcnow": "now",
+    "datetime.datetime.today": "now",
+    "datetime.date.today": "now",
+    "uuid.uuid1": "capture",
+    "uuid.uuid4": "capture",
+    "os.urandom": "capture",
+    "os.getrandom": "capture",
+}
+_NONDETERMINISTIC_MODULES = frozenset({"random", "secrets"})
+# Members of those modules that are not themselves a source of randomness.
+_DETERMINISTIC_MEMBERS = frozenset(
+    {"random.seed", "random.Random", "random.getstate", "random.setstate", "secrets.compare_digest"}
+)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: ParamKind
+    has_default: bool = False
+    # The default when it is a str/int/float/bool/None literal (for rendering
+    # names in ZRT004); ``has_literal_default`` tells None-the-literal apart.
+    literal_default: str | int | float | bool | None = None
+    has_literal_default: bool = False
+
+
+@dataclass(frozen=True)
+class StepDef:
+    """A function decorated as a step or a durable."""
+
+    kind: DefKind
+    function: str
+    # The step name template (the function name for a bare ``@step``); None when
+    # the decorator argument is not a string literal and so cannot be checked.
+    template: str | None
+    params: tuple[Param, ...]
+    is_async: bool
+
+
+def decorator_kind(
+    qualified: str | None, written: str | None, options: RuleOptions
+) -> DefKind | None:
+    """Classify a decorator from its qualified name and its dotted name as written."""
+    for candidate in (qualified, written):
+        if candidate is None:
+            continue
+        if candidate in options.extra_step_decorators:
+            return "step"
+        if candidate in options.extra_durable_decorators:
+            return "durable"
+    if qualified is not None:
+        parts = qualified.split(".")
+        if parts[0] == "zart" and len(parts) > 1:
+            if parts[-1] in STEP_DECORATORS:
+                return "step"
+            if parts[-1] in DURABLE_DECORATORS:
+                return "durable"
+    return None
+
+
+def primitive_of(qualified: str) -> str | None:
+    """``"sleep"`` for ``zart.sleep`` and the like, else None."""
+    parts = qualified.split(".")
+    if parts[0] == "zart" and len(parts) > 1 and parts[-1] in PRIMITIVES:
+        return parts[-1]
+    return None
+
+
+def nondeterministic_kind(qualified: str) -> Literal["now", "capture"] | None:
+    kind = _NONDETERMINISTIC.get(qualified)
+    if kind is not None:
+        return kind
+    module, _, member = qualified.rpartition(".")
+    if module in _NONDETERMINISTIC_MODULES and member and qualified not in _DETERMINISTIC_MEMBERS:
+        return "capture"
+    return None

@@ -1,0 +1,58 @@
+"""The analysis core's interface: what the runner (and the tests) build on.
+
+``lint_source`` parses a file once with libcst, walks it once, and runs every
+rule (no select / ignore / noqa filtering: the caller does that). Positions are
+computed afterwards, and only for the nodes that findings and fixes point at.
+Importing this module does not import libcst (``_lint`` does, when first used):
+a run that the cache answers never needs it.
+
+Fixes: ZRT001 / ZRT002 findings in ``for`` loops carry a :class:`Fix` whose
+edits never overlap each other. Several findings in the same loop may each
+carry the *same* loop-header edit (``for x in xs:`` -> ``for i, x in
+enumerate(xs):``): identical span, identical text. An applier combining the
+fixes of one file must apply such identical edits once (dedupe on equality;
+``Edit`` is a frozen, hashable dataclass) -- any other overlap means "skip one
+of the fixes".
+
+The rules themselves, and their metadata, are in the registry of
+:mod:`zart_lint.rules`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zart_lint.core._finding import Finding
+from zart_lint.core._options import RuleOptions
+from zart_lint.project._index import ProjectIndex, mentions_any
+
+__all__ = ["ProjectIndex", "RuleOptions", "lint_source", "might_involve_steps"]
+
+
+def might_involve_steps(source: str, index: ProjectIndex, options: RuleOptions) -> bool:
+    """False only when the file certainly neither defines nor calls a step or primitive.
+
+    A step is reached through ``zart`` (the decorators, the primitives), a
+    configured decorator, or a name the index knows to lead to a step (a step
+    function, the module holding it, an alias re-exporting it).
+    """
+    if "zart" in source:
+        return True
+    if any(word in source for word in options.decorator_words()):
+        return True
+    return mentions_any(source, index.words)
+
+
+def lint_source(
+    source: str, path: Path, index: ProjectIndex, options: RuleOptions
+) -> list[Finding]:
+    """Every rule's findings for one file, sorted by (line, column, code).
+
+    No select / ignore / noqa filtering (the caller's job). A file libcst cannot
+    parse yields a single ZRT000. ``path`` is used for ``Finding.path`` (as
+    given) and, made absolute, to place the file in ``index``'s project
+    (relative imports, nearest module among same-named ones).
+    """
+    from zart_lint.engine import _lint  # libcst and the analysis: imported when first needed
+
+    return _lint.lint_source(source, path, index, options)
