@@ -97,7 +97,7 @@ class Clock:
 def stdlib_files(include_tests: bool) -> list[Path]:
     """The stdlib's modules, minus what zart-lint excludes by default (e.g. the venv package)."""
     sys.path.insert(0, str(REPO_ROOT))
-    from zart_lint._config import DEFAULT_EXCLUDES
+    from zart_lint.project._config import DEFAULT_EXCLUDES
 
     skipped = {*DEFAULT_EXCLUDES, "__pycache__"}
     root = Path(sysconfig.get_paths()["stdlib"])

@@ -179,9 +179,7 @@ class ZartLoop:
         self.app.ops_store.ensure_schema()  # the engine is up: nothing below pays for it
 
     def run(self, n: int, execution_id: str) -> float:
-        worker = self.app.worker(
-            concurrency=1, durable_names=[loop_steps.name], poll_interval=0.01
-        )
+        worker = self.app.worker(concurrency=1, durable_names=[loop_steps.name], poll_interval=0.01)
         started = time.perf_counter()
         self.app.submit(loop_steps, n, execution_id=execution_id)
         asyncio.run(worker.run_async(until_idle=True))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure a headless Chromium is available for tests/test_ops_web.py.
+# Make sure a headless Chromium is available for tests/ops/test_ops_web.py.
 # Installs Debian's `chromium` package with apt when it is missing (needs root).
 set -euo pipefail
 BROWSER="${ZART_TEST_CHROMIUM:-/usr/bin/chromium}"

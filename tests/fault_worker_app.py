@@ -195,11 +195,17 @@ class WorkerProcess:
             os.kill(self.proc.pid, sig)
 
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, then wait; SIGKILL if it does not exit in time."""
+        """SIGTERM, then wait; SIGKILL if it does not exit in time.
+
+        A worker started moments ago may not have installed its signal handlers yet
+        (a SIGTERM then ends it with -15 before it did anything): graceful shutdown
+        is what is tested, so wait until it says it started.
+        """
         import signal
         import subprocess
 
         self.signal(signal.SIGCONT)
+        self.wait_for("worker started", timeout)
         self.signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)

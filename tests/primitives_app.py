@@ -1,4 +1,4 @@
-"""Durable flows for tests/test_primitives_durable.py, run in real child processes.
+"""Durable flows for tests/runtime/test_primitives_durable.py, run in real child processes.
 
 Child side (environment from the ``child_env`` fixture)::
 

@@ -11,7 +11,6 @@ import os
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -75,6 +74,7 @@ class Options:
     errors: list[str] = field(default_factory=list)
 
 
+# long-function: the decorators are the command's options, one each; the body is short.
 @click.command(
     name=PROG,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -155,11 +155,14 @@ def cli(**kwargs: Any) -> None:
     except KeyboardInterrupt:
         click.echo(f"{PROG}: interrupted", err=True)
         code = 130
-    except BrokenProcessPool as exc:
-        _internal_error(opts, f"a worker process died ({exc})")
-        code = 2
     except Exception as exc:
-        _internal_error(opts, f"{type(exc).__name__}: {exc}")
+        # Not imported up front: it costs more than the rest of --help (multiprocessing).
+        from concurrent.futures.process import BrokenProcessPool
+
+        if isinstance(exc, BrokenProcessPool):
+            _internal_error(opts, f"a worker process died ({exc})")
+        else:
+            _internal_error(opts, f"{type(exc).__name__}: {exc}")
         code = 2
     ctx.exit(code)
 

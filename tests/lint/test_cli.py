@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -286,6 +288,20 @@ def test_internal_error_is_one_line_and_exit_2(
     assert "Traceback" in verbose.stderr
 
 
+def test_dead_worker_is_an_internal_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    write_project(tmp_path, {"flow.py": BUGGY})
+
+    def dies(*args: object, **kwargs: object) -> None:
+        raise BrokenProcessPool("killed")
+
+    monkeypatch.setattr(runner, "run", dies)
+    out = invoke([], tmp_path)
+    assert out.code == 2
+    assert out.stderr.splitlines()[0] == "zart-lint: internal error: a worker process died (killed)"
+
+
 def test_crash_in_one_file_does_not_stop_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -327,3 +343,12 @@ def test_env_var_output_format(tmp_path: Path) -> None:
     write_project(tmp_path, {"flow.py": BUGGY})
     out = invoke([], tmp_path, env={"ZART_LINT_OUTPUT_FORMAT": "concise"})
     assert concise_lines(out.stdout)[0].startswith(f"flow.py:{BUG_LINE}:{BUG_COL}: ZRT001 ")
+
+
+def test_cli_rules_and_formats_do_not_import_libcst() -> None:
+    """--help, --version, --list-rules and fully cached runs never need libcst."""
+    code = (
+        "import sys, zart_lint.cli, zart_lint.rules, zart_lint.output, zart_lint.engine._runner\n"
+        "assert 'libcst' not in sys.modules, 'libcst imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -248,17 +248,10 @@ CORPUS: list[str | tuple[str, str]] = [
     "   ",
 ]
 
-# Drift the runtime is wrong about (reported to the lead): the linter is right.
-# strict: once the runtime is fixed, the marker must go.
-RUNTIME_ACCEPTS_MALFORMED = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "zart accepts format specs nested two levels deep ({x:{width:{a}}}), which "
-        "str.format rejects ('Max string recursion exceeded') on every call"
-    ),
-)
 CORPUS_PARAMS = [pytest.param(entry, id=repr(entry)) for entry in CORPUS] + [
-    pytest.param("{x:{width:{a}}}", marks=RUNTIME_ACCEPTS_MALFORMED, id="'{x:{width:{a}}}'"),
+    # Found by this test: the runtime accepted format specs nested two levels deep,
+    # which str.format rejects ("Max string recursion exceeded") on every call.
+    pytest.param("{x:{width:{a}}}", id="'{x:{width:{a}}}'"),
 ]
 
 

@@ -29,8 +29,22 @@ def _error_line(text: str | None) -> str | None:
     return f"{short_type(str(data.get('type', 'Error')))}: {data.get('message', '')}"
 
 
+class _Timed:
+    """``duration`` for a record view with ``started_at`` / ``finished_at``."""
+
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish; None until both are known."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
 @dataclass(frozen=True)
-class ExecutionStatus:
+class ExecutionStatus(_Timed):
     id: str
     durable_name: str
     status: str
@@ -61,12 +75,6 @@ class ExecutionStatus:
             parent_id=r.parent_id,
         )
 
-    @property
-    def duration(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -86,7 +94,7 @@ class ExecutionStatus:
 
 
 @dataclass(frozen=True)
-class StepInfo:
+class StepInfo(_Timed):
     name: str
     seq: int
     kind: str
@@ -110,12 +118,6 @@ class StepInfo:
             output_preview=_preview(r.output),
             error=_error_line(r.error),
         )
-
-    @property
-    def duration(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
 
     def as_dict(self) -> dict[str, Any]:
         return {

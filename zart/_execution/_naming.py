@@ -39,11 +39,18 @@ def _field_root(field_name: str) -> str:
     return field_name
 
 
-def template_fields(template: str) -> list[str]:
+def template_fields(template: str, *, _depth: int = 0, _whole: str = "") -> list[str]:
     """The root parameter names a template refers to, in order, de-duplicated.
 
     Raises StepNameError for malformed braces or positional fields.
     """
+    if _depth > 1:
+        # str.format allows one level of fields inside a format spec ({x:{width}});
+        # deeper ones fail on every call ("Max string recursion exceeded").
+        raise StepNameError(
+            f"malformed step name template {_whole or template!r}: a format spec may hold fields "
+            "only one level deep, e.g. {x:{width}}"
+        )
     try:
         parsed = list(_FORMATTER.parse(template))
     except ValueError as exc:
@@ -71,7 +78,9 @@ def template_fields(template: str) -> list[str]:
             raise StepNameError(f"malformed step name template {template!r}: {exc}") from None
         if format_spec and "{" in format_spec:
             # Nested fields in a format spec, e.g. {x:{width}}: check those too.
-            for nested in template_fields(format_spec):
+            for nested in template_fields(
+                format_spec, _depth=_depth + 1, _whole=_whole or template
+            ):
                 if nested not in roots:
                     roots.append(nested)
         if root not in roots:

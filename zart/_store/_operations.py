@@ -28,6 +28,7 @@ class OpsStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._journal = JournalStore(db)  # one execution read and create, shared
 
     # ------------------------------------------------------------------ schema, health
 
@@ -48,7 +49,7 @@ class OpsStore:
     ) -> tuple[ExecutionRecord, bool]:
         """Create a pending execution from already-encoded input unless the id exists
         (schedulers create executions of durables they have not imported)."""
-        return JournalStore(self.db).create_execution(execution_id, durable_name, input_json)
+        return self._journal.create_execution(execution_id, durable_name, input_json)
 
     @boundary
     def active_count(self) -> int:
@@ -56,11 +57,8 @@ class OpsStore:
             query = select(func.count()).select_from(E).where(E.c.status.in_(ACTIVE_STATUSES))
             return int(conn.execute(query).scalar_one())
 
-    @boundary
     def get_execution(self, execution_id: str) -> ExecutionRecord | None:
-        with self.db.tx(write=False) as conn:
-            row = conn.execute(by_id(execution_id)).first()
-        return ExecutionRecord.from_row(row) if row is not None else None
+        return self._journal.get_execution(execution_id)
 
     @boundary
     def list_executions(

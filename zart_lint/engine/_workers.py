@@ -28,8 +28,6 @@ from zart_lint.project._index import Scanned
 # Below this many files to lint, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 8
 
-# --------------------------------------------------------------------------- workers
-
 _WORKER: FileChecker | None = None
 
 

@@ -5,18 +5,18 @@ where it is defined, in the order ``--output-format`` lists them, and returns
 the complete text for its stream; the CLI decides where it goes. Positions are
 1-based, columns count code points and ends are exclusive, in every format
 (SARIF says so with ``columnKind``).
+
+The CLI imports this module for its ``--output-format`` choices, before it
+knows whether anything will be printed (``--version``, ``--help``): ``json``,
+``hashlib``, ``unicodedata`` and ``urllib`` are imported where they are used.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import click
 
@@ -35,6 +35,8 @@ TAB_WIDTH = 4
 
 
 def _width(text: str) -> int:
+    import unicodedata
+
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
@@ -161,6 +163,8 @@ def render_json(request: RenderInput) -> str:
                 "fix": _fix_json(f),
             }
         )
+    import json
+
     return json.dumps(records, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -208,6 +212,8 @@ def fingerprints(
     The line *number* is left out on purpose, so that a finding keeps its
     identity (and its code-scanning alert) when code above it moves.
     """
+    import hashlib
+
     seen: Counter[tuple[str, str, str]] = Counter()
     result = []
     for item in items:
@@ -240,6 +246,8 @@ def _region(line: int, column: int, end_line: int, end_column: int) -> dict[str,
 
 
 def _artifact(item: Located) -> dict[str, str]:
+    from urllib.parse import quote
+
     if item.repo_path is not None:
         return {"uri": quote(item.repo_path), "uriBaseId": "%SRCROOT%"}
     return {"uri": Path(item.abs_path).absolute().as_uri()}
@@ -303,4 +311,6 @@ def render_sarif(request: RenderInput) -> str:
         "results": [_sarif_result(item, fp, index) for item, fp in zip(items, prints, strict=True)],
     }
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+    import json
+
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

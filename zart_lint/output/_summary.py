@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
@@ -34,6 +33,8 @@ def render_statistics(
     fixable = {f.code for f in findings if f.fix}
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     if as_json:
+        import json  # not imported with the module: see _formats
+
         stats = [
             {
                 "code": code,

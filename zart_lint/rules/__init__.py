@@ -1,11 +1,12 @@
 """The rules, one module each (Fixit style), collected into one registry.
 
 Every ``zrtNNN_<name>.py`` module in this package holds a docstring (the
-explanation shown by ``--explain``), ``VALID`` / ``INVALID`` examples (run by
-the test suite) and registers its rule with :func:`~zart_lint.rules._registry.rule`
-on its ``check(ctx)``, which yields :class:`~zart_lint.analysis._report.Report`
-objects. Adding a rule is adding such a module (and its tests): nothing else
-lists the rules.
+explanation shown by ``--explain``), ``CODE``, ``NAME``, ``SUMMARY``,
+``FIXABLE``, ``VALID`` / ``INVALID`` examples (run by the test suite) and
+``check(ctx)``, which yields :class:`~zart_lint.analysis._report.Report`
+objects and is decorated with :func:`~zart_lint.rules._registry.rule`: that
+registers the module's rule. Adding a rule is adding such a module (and its
+tests): nothing else lists the rules.
 
 Importing this package imports the rule modules, which do not import libcst
 (their checks do, when they first run).

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from zart.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE_URLS = [
     pytest.param("sqlite:////nonexistent-dir/x.db", id="sqlite-missing-dir"),
     pytest.param("postgresql+psycopg://postgres@127.0.0.1:1/zart", id="postgres-closed-port"),

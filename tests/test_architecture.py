@@ -29,15 +29,15 @@ ZART_LAYERS: list[tuple[str, ...]] = [
 ]
 
 ZART_LINT_LAYERS: list[tuple[str, ...]] = [
-    ("zart_lint._model", "zart_lint._finding", "zart_lint._options", "zart_lint._context"),
-    ("zart_lint.project",),
-    ("zart_lint.analysis",),
-    ("zart_lint.rules",),
-    ("zart_lint.fix",),
-    ("zart_lint.output",),
-    ("zart_lint._lint", "zart_lint._runner", "zart_lint._api"),
-    ("zart_lint.cli",),
-    ("zart_lint", "zart_lint.__main__"),
+    ("zart_lint.core",),  # findings, rule metadata, options, recognition tables, templates
+    ("zart_lint.project",),  # config, discovery, the project index (ast)
+    ("zart_lint.analysis",),  # libcst: model, walker, dataflow, variance, positions
+    ("zart_lint.fix",),  # fix planning and applying
+    ("zart_lint.rules",),  # one module a rule, and their registry
+    ("zart_lint.engine",),  # checking files: lint, suppression, cache, workers, runs
+    ("zart_lint.output",),  # the output formats and their registry
+    ("zart_lint.cli", "zart_lint.__main__"),  # the `zart-lint` command
+    ("zart_lint",),  # the public API (zart_lint/__init__.py)
 ]
 
 

@@ -27,7 +27,7 @@ from zart._ops.api import OPEN_PATHS, create_app
 import ops_app
 from ops_app import free_port, ops_engine, running_server
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 E = "/api/executions"
