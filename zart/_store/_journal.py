@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from zart._owner import owner_is_dead
 from zart._store._database import Database, boundary
-from zart._store._errors import LeaseGone, NotFound, OutcomeUnknownError, RaceLost
+from zart._store._errors import LeaseGone, OutcomeUnknownError, RaceLost
 from zart._store._queries import (
     STEP_COLUMNS,
     E,
@@ -23,6 +23,7 @@ from zart._store._queries import (
     by_id,
     held,
     is_claimable,
+    lock_execution,
     runnable,
 )
 from zart._store._records import (
@@ -371,10 +372,7 @@ class JournalStore:
     def _add_event(self, execution_id: str, name: str, payload: str | None) -> ExecutionRecord:
         now = time.time()
         with self.db.tx() as conn:
-            row = conn.execute(by_id(execution_id).with_for_update()).first()
-            if row is None:
-                raise NotFound(execution_id)
-            rec = ExecutionRecord.from_row(row)
+            rec = lock_execution(conn, execution_id)
             conn.execute(
                 insert(V).values(
                     execution_id=execution_id, name=name, payload=payload, created_at=now

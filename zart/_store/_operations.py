@@ -14,9 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from zart._errors import ZartError
 from zart._store import _schema as s
 from zart._store._database import Database, boundary
-from zart._store._errors import NotFound
 from zart._store._journal import JournalStore
-from zart._store._queries import E, S, by_id, runnable
+from zart._store._queries import E, S, by_id, lock_execution, runnable
 from zart._store._records import ACTIVE_STATUSES, PENDING, ExecutionRecord, StepRecord
 
 A = s.audit
@@ -102,10 +101,7 @@ class OpsStore:
         """
         now = time.time()
         with self.db.tx() as conn:
-            row = conn.execute(by_id(execution_id).with_for_update()).first()
-            if row is None:
-                raise NotFound(execution_id)
-            rec = ExecutionRecord.from_row(row)
+            rec = lock_execution(conn, execution_id)
             steps = conn.execute(select(S).where(S.c.execution_id == execution_id))
             doomed = plan(rec, [StepRecord.from_row(r) for r in steps])
             if doomed:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
 from zart._owner import owner_is_dead
 from zart._store import _schema as s
+from zart._store._errors import NotFound
 from zart._store._records import PENDING, RUNNING, SLEEPING, WAITING, ExecutionRecord, StepRecord
 
 E = s.executions
@@ -74,3 +75,11 @@ def held(execution_id: str, token: str) -> Any:
 
 def by_id(execution_id: str) -> Any:
     return select(E).where(E.c.id == execution_id)
+
+
+def lock_execution(conn: Connection, execution_id: str) -> ExecutionRecord:
+    """Read one execution with its row locked for this transaction; NotFound if absent."""
+    row = conn.execute(by_id(execution_id).with_for_update()).first()
+    if row is None:
+        raise NotFound(execution_id)
+    return ExecutionRecord.from_row(row)
