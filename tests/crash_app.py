@@ -448,12 +448,21 @@ def final_state(app: zart.Zart, execution_id: str) -> dict[str, Any]:
     }
 
 
-def expected_final_state(n: int) -> dict[str, Any]:
+def expected_final_state(n: int, interrupted: int | None = None) -> dict[str, Any]:
+    """``interrupted``: the step a takeover found unsettled first; the attempt that died
+    with the killed process is counted, so it completes on attempt 2."""
     return {
         "status": "completed",
         "lease_owner": None,
-        "steps": [(f"step-{i}", i + 1, "completed", 1) for i in range(n)],
+        "steps": [
+            (f"step-{i}", i + 1, "completed", 2 if i == interrupted else 1) for i in range(n)
+        ],
     }
+
+
+def first_unsettled(committed: set[str], n: int) -> int | None:
+    """Index of the first step without a committed checkpoint (None: all committed)."""
+    return next((i for i in range(n) if f"step-{i}" not in committed), None)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,52 @@ async def slow(seconds: float) -> float:
     return await nap(seconds)
 
 
+# A large execution for the web view: 10,000 steps with templated names.
+BULK_FAIL_AT = 3137  # this charge fails (after 2 attempts); the body goes on
+
+
+@step("ops-bulk-load")
+async def bulk_load(n: int) -> int:
+    return n
+
+
+@step("charge:{i}", retry=RetryPolicy(max_attempts=2, initial_delay=0.001, jitter=False))
+async def bulk_charge(i: int) -> int:
+    if i == BULK_FAIL_AT:
+        raise ValueError(f"card declined for order {i}")
+    if i % 1250 == 7:
+        time.sleep(0.015)  # a few slow ones, for "slowest steps"
+    return i
+
+
+@step("ship-{i}")
+async def bulk_ship(i: int) -> int:
+    return i
+
+
+@step("ops-bulk-report")
+async def bulk_report(charged: int) -> str:
+    return f"charged {charged}"
+
+
+@durable("ops-bulk")
+async def bulk(n: int) -> str:
+    """``n`` steps: a load, n/2 charges, n/2 - 2 shipments, a report; one charge fails."""
+    await bulk_load(n)
+    failed = 0
+    for i in range(n // 2):
+        try:
+            await bulk_charge(i)
+        except StepError:
+            failed += 1
+    for i in range(n // 2 - 2):
+        await bulk_ship(i)
+    await bulk_report(n // 2 - failed)
+    if failed:
+        raise RuntimeError(f"{failed} charge(s) failed")
+    return "ok"
+
+
 # ---------------------------------------------------------------------- helpers
 
 
@@ -126,11 +172,11 @@ def running_server(
     metrics: bool = False,
     worker_concurrency: int = 0,
     scheduler: bool = False,
+    settings: Any = None,
 ) -> Iterator[str]:
-    """Serve ``create_app(app, ...)`` with uvicorn on 127.0.0.1:<free port>; yield its URL."""
-    import uvicorn
-
-    from zart._ops.api import create_app
+    """Serve ``create_app(app, ...)`` with zart's uvicorn server on 127.0.0.1:<free port>
+    in a thread; yield its URL."""
+    from zart._ops.api import create_app, make_server
 
     asgi = create_app(
         app,
@@ -138,11 +184,11 @@ def running_server(
         metrics=metrics,
         worker_concurrency=worker_concurrency,
         scheduler=scheduler,
+        settings=settings,
     )
     for _ in range(5):
         port = free_port()
-        config = uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning")
-        server = uvicorn.Server(config)
+        server = make_server(asgi, host="127.0.0.1", port=port, log_level="warning")
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + 10

@@ -109,8 +109,17 @@ class LeaseLostError(ZartError):
     """
 
 
-class DatabaseUnavailableError(ZartError):
-    """The configured database cannot be reached."""
+class StorageError(ZartError):
+    """The database refused an operation and retrying will not help by itself: a file
+    zart cannot write, a schema zart does not recognise, a damaged database. The
+    message names the database and what to do. An execution that meets it is left
+    as it was (resumable), never failed."""
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database cannot be used right now (unreachable, locked, full); zart retried
+    for a bounded time first. Transient: the execution is left resumable, and a later
+    ``run`` or worker continues it once the database is back."""
 
 
 class EventTimeoutError(ZartError, TimeoutError):
@@ -128,3 +137,14 @@ class ExecutionConflictError(ZartError):
 
 class InvalidInputError(ZartError, ValueError):
     """Arguments that do not match the durable function's parameters (HTTP 422)."""
+
+
+class IdentifierError(ZartError, ValueError):
+    """An execution id, event name or durable name outside zart's limits (length,
+    characters); the message names the limit. Step names raise StepNameError."""
+
+
+class UsageError(ZartError):
+    """zart was used in a way that cannot work: a step or primitive inside a step's body,
+    a durable function awaited inside another one, a send from a durable body. A
+    programming error, so a step that raises it is never retried."""

@@ -71,6 +71,7 @@ class Options:
     explain: str | None
     list_rules: bool
     show_files: bool
+    strict: bool = False
     errors: list[str] = field(default_factory=list)
 
 
@@ -133,6 +134,11 @@ class Options:
     is_flag=True,
     help="Report zart-lint suppression comments that suppress nothing (ZRT100).",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail (exit 1) when a file cannot be analysed (valid Python libcst cannot parse).",
+)
 @click.option("--explain", metavar="CODE", help="Explain a rule and exit.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--show-files", is_flag=True, help="List the files that would be checked and exit.")
@@ -152,6 +158,11 @@ def cli(**kwargs: Any) -> None:
         code = 2
     except (click.ClickException, click.exceptions.Exit, click.Abort):
         raise
+    except BrokenPipeError:
+        # The reader went away (`zart-lint --show-files . | head -1`): stop quietly, as
+        # ruff does, with the status a process killed by SIGPIPE has.
+        _silence_stdout()
+        code = 141
     except KeyboardInterrupt:
         click.echo(f"{PROG}: interrupted", err=True)
         code = 130
@@ -164,7 +175,22 @@ def cli(**kwargs: Any) -> None:
         else:
             _internal_error(opts, f"{type(exc).__name__}: {exc}")
         code = 2
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        code = 141
     ctx.exit(code)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (tests): nothing will be flushed to a pipe
 
 
 def _internal_error(opts: Options, message: str) -> None:
@@ -240,6 +266,8 @@ class _Run:
         self.selection = selection
         self.cwd = Path.cwd()
         self.errors: list[str] = []
+        self.skipped: list[str] = []  # build output directories the walk left out
+        self.unanalysed = 0  # files that could not be analysed (see --strict)
 
     def execute(self) -> int:
         from zart_lint.engine import _runner
@@ -252,7 +280,7 @@ class _Run:
         self._verbose(f"project root: {settings.root}")
         self._verbose(f"rules: {', '.join(sorted(settings.enabled)) or '(none)'}")
 
-        excludes = PathMatcher(settings.exclude, settings.root)
+        excludes = PathMatcher(settings.exclude, settings.root, settings.build_output)
         stdin_mode = opts.paths == ("-",) or (not opts.paths and opts.stdin_filename is not None)
         if "-" in opts.paths and not stdin_mode:
             raise click.UsageError("'-' (stdin) cannot be combined with other paths.")
@@ -266,7 +294,9 @@ class _Run:
             if opts.show_files:
                 for task in sorted(tasks, key=lambda t: t.display):
                     click.echo(task.display)
+                self._skipped_note(force=True)
                 return self._exit_code(0, 0, 0)
+            self._skipped_note(force=opts.verbose)
             if not tasks and not self.errors and not opts.quiet:
                 click.echo(
                     f"{PROG}: warning: no Python files found under the given paths", err=True
@@ -319,6 +349,8 @@ class _Run:
         excludes: PathMatcher,
         root_of: RootFinder,
         stdin: bytes | None = None,
+        *,
+        explicit: bool = False,
     ) -> FileTask:
         from zart_lint.engine._checker import FileTask
 
@@ -329,6 +361,7 @@ class _Run:
             rel=excludes.relative(path),
             root=str(root) if root else None,
             stdin=stdin,
+            explicit=explicit or stdin is not None,
         )
 
     def _stdin_task(self, excludes: PathMatcher) -> FileTask | None:
@@ -357,11 +390,26 @@ class _Run:
         )
         for missing in found.missing:
             self.errors.append(f"{missing}: no such file or directory")
+        self.skipped = [display_path(path, self.cwd) + "/" for path in found.skipped]
         root_of = RootFinder()
         return [
-            self._task(path, display_path(path, self.cwd), excludes, root_of)
+            self._task(
+                path,
+                display_path(path, self.cwd),
+                excludes,
+                root_of,
+                explicit=path in found.explicit,
+            )
             for path in found.files
         ]
+
+    def _skipped_note(self, *, force: bool) -> None:
+        """Say which build output directories the walk left out (never silently)."""
+        if self.skipped and force and not self.opts.quiet:
+            click.echo(
+                f"{PROG}: note: skipped build output (not a package): {', '.join(self.skipped)}",
+                err=True,
+            )
 
     def _verbose_stats(self, result: RunResult) -> None:
         stats = result.stats
@@ -369,14 +417,24 @@ class _Run:
             f"checked {stats.files} files (cached: {stats.cached}, parsed: {stats.parsed}, "
             f"skipped: {stats.skipped}) in {stats.lint_seconds:.2f}s; "
             f"index of {', '.join(stats.roots) or 'nothing'} "
-            f"{'loaded from the cache' if stats.index_cached else 'built'} "
             f"in {stats.index_seconds:.2f}s"
         )
         for note in stats.notes:
             self._verbose(note)
 
     def _outcome_problems(self, outcome: FileOutcome) -> None:
-        """Record a file's error; warn about fixes that were not applied."""
+        """Record a file's error; warn about fixes that were not applied, and about a file
+        that could not be analysed (an error with --strict)."""
+        if outcome.notice:
+            self.unanalysed += 1
+            if self.opts.strict:
+                click.echo(f"{PROG}: error: {outcome.task.display}: {outcome.notice}", err=True)
+            elif not self.opts.quiet:
+                click.echo(
+                    f"{PROG}: warning: {outcome.task.display}: {outcome.notice} "
+                    "(--strict makes this an error)",
+                    err=True,
+                )
         if outcome.error:
             self.errors.append(outcome.error)
             if self.opts.verbose and outcome.error_detail:
@@ -408,7 +466,7 @@ class _Run:
             return 2
         if self.opts.exit_zero:
             return 0
-        if remaining or changes:
+        if remaining or changes or (self.opts.strict and self.unanalysed):
             return 1
         if fixed and self.opts.exit_non_zero_on_fix:
             return 1
@@ -517,7 +575,8 @@ class _Reporter:
         if fmt.for_people or self.opts.statistics:
             fixable = sum(1 for f in findings if f.fix)
             summary = summary_lines(len(findings), fixable, fixed, fix_mode=self.opts.fix)
-            if not (self.run.errors and summary == ["All checks passed!"]):
+            failed = self.run.errors or (self.opts.strict and self.run.unanalysed)
+            if not (failed and summary == ["All checks passed!"]):
                 notes += summary  # "passed" would be a lie next to an error
         return notes
 

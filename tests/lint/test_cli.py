@@ -306,14 +306,14 @@ def test_crash_in_one_file_does_not_stop_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_project(tmp_path, {"a_crash.py": BUGGY, "b_flow.py": BUGGY})
-    real = api.lint_source
+    real = api.analyse_source
 
-    def lint_source(source: str, path: Path, *args: object) -> object:
+    def analyse_source(source: str, path: Path, *args: object) -> object:
         if path.name == "a_crash.py":
             raise ValueError("rule exploded")
         return real(source, path, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(checker, "lint_source", lint_source)
+    monkeypatch.setattr(checker, "analyse_source", analyse_source)
     out = invoke(["--output-format", "concise", "--no-cache"], tmp_path)
     assert out.code == 2
     assert concise_lines(out.stdout)[0].startswith("b_flow.py:")

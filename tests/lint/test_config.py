@@ -126,7 +126,9 @@ def test_settings_from_config(tmp_path: Path) -> None:
     assert options.extra_step_decorators == ("myapp.tasks.task",)
     assert options.extra_durable_decorators == ("myapp.flows.workflow",)
     assert settings.cache_dir == tmp_path / "var" / "lint-cache"
-    assert settings.exclude == DEFAULT_EXCLUDES
+    # build / dist are build-output excludes: they skip build output, not a package so named.
+    kept = tuple(p for p in DEFAULT_EXCLUDES if p not in ("build", "dist"))
+    assert (*settings.exclude, *settings.build_output) == (*kept, "build", "dist")
     assert settings.enabled == frozenset(KNOWN)
 
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 import zart
-from zart._ops.api import OPEN_PATHS, create_app
+from zart._ops.api import OPEN_PATHS, ServerSettings
 
 import ops_app
 from ops_app import free_port, ops_engine, running_server
@@ -104,10 +104,10 @@ def _events_cancel_and_bounded_wait(client: httpx.Client) -> None:
     assert r.status_code == 202
     assert wait_done(client, "a1")["result"] == "po-1: yes"
     client.post("/api/executions", json={"durable": "ops-approval", "input": "po-2", "id": "a2"})
-    r = client.post("/api/executions/a2/cancel")
+    r = client.post("/api/executions/a2/cancel", json={})
     assert r.status_code == 200
     assert r.json() == {"id": "a2", "cancelled": True, "status": "cancelled"}
-    assert client.post("/api/executions/a2/cancel").json()["cancelled"] is False
+    assert client.post("/api/executions/a2/cancel", json={}).json()["cancelled"] is False
 
     # Wait is bounded: a still-running execution comes back as it is.
     client.post("/api/executions", json={"durable": "ops-slow", "input": 1.0, "id": "s1"})
@@ -115,14 +115,14 @@ def _events_cancel_and_bounded_wait(client: httpx.Client) -> None:
     r = client.get("/api/executions/s1/wait", params={"timeout": 0.3})
     assert r.status_code == 200 and r.json()["status"] in ("pending", "running")
     assert time.monotonic() - t0 < 2.5
-    client.post("/api/executions/s1/cancel")
+    client.post("/api/executions/s1/cancel", json={})
 
 
 def _errors_are_json(client: httpx.Client) -> None:
     for path in ("/api/executions/nope", "/api/executions/nope/steps", "/api/executions/nope/wait"):
         r = client.get(path)
         assert r.status_code == 404 and r.json()["error"] == "not_found", path
-    assert client.post("/api/executions/nope/cancel").status_code == 404
+    assert client.post("/api/executions/nope/cancel", json={}).status_code == 404
     assert client.post("/api/executions/nope/events", json={"name": "x"}).status_code == 404
     bad = [
         {"durable": "no-such-durable", "input": 1},
@@ -223,20 +223,11 @@ def _check(instance: Any, schema: dict[str, Any], root: dict[str, Any], where: s
             _check(item, schema["items"], root, f"{where}[{i}]")
 
 
-def _route_template(path: str) -> str:
-    return path.replace("{id:path}", "{id}")
-
-
 def test_openapi_documents_every_route() -> None:
-    asgi = create_app(zart.Zart("sqlite://"), metrics=True)
-    served = {
-        (_route_template(r.path), m.lower())
-        for r in asgi.routes
-        for m in (getattr(r, "methods", None) or ())
-        if m != "HEAD" and not r.path.startswith("/static") and r.path != "/"
-    }
+    from zart._ops.api import documented_paths
     from zart._ops.openapi import openapi_document
 
+    served = {(p, m.lower()) for p, m in documented_paths()}
     doc = openapi_document(metrics=True)
     documented = {(p, m) for p, item in doc["paths"].items() for m in item}
     assert served == documented
@@ -290,7 +281,7 @@ def test_minimal_app_with_its_own_registry_and_a_conflicting_id(sqlite_url: str)
 
     async def scenario(state: ApiState) -> None:
         transport = httpx.ASGITransport(app=app_for(state))
-        async with httpx.AsyncClient(transport=transport, base_url="http://zart") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             assert (await client.get(E)).status_code == 401
             client.headers.update(AUTH)
             assert (await client.get("/api/durables")).json() == {"items": sorted(known)}
@@ -335,16 +326,27 @@ CONTRACT_RECIPES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("post", E, "200", E, {"json": {"durable": "ops-greet", "input": "n", "id": "c-new"}}),
     ("post", E, "409", E, {"json": {"durable": "ops-slow", "input": 1, "id": "c-new"}}),
     ("post", E, "422", E, {"json": {"durable": "ops-greet", "input": [1, 2]}}),
+    ("get", E + "/{id}/overview", "200", E + "/c-fail/overview", {}),
+    ("get", E + "/{id}/overview", "404", E + "/nope/overview", {}),
+    ("get", E + "/{id}/input", "200", E + "/c-fail/input", {}),
+    ("get", E + "/{id}/input", "404", E + "/nope/input", {}),
+    ("get", E + "/{id}/result", "200", E + "/c-done/result", {}),
+    ("get", E + "/{id}/result", "404", E + "/nope/result", {}),
+    ("get", E + "/{id}/timeline", "200", E + "/c-fail/timeline", {}),
+    ("get", E + "/{id}/timeline", "404", E + "/nope/timeline", {}),
+    ("get", E + "/{id}/steps/{step}", "200", E + "/c-fail/steps/ops-charge-1", {}),
+    ("get", E + "/{id}/steps/{step}", "404", E + "/c-fail/steps/no-such-step", {}),
     ("post", E + "/{id}/events", "202", E + "/c-wait/events", {"json": {"name": "other"}}),
+    ("post", E + "/{id}/events", "409", E + "/c-done/events", {"json": {"name": "late"}}),
     ("post", E + "/{id}/events", "404", E + "/nope/events", {"json": {"name": "x"}}),
     ("post", E + "/{id}/events", "422", E + "/c-wait/events", {"json": {"name": ""}}),
-    ("post", E + "/{id}/cancel", "200", E + "/c-cancel/cancel", {}),
-    ("post", E + "/{id}/cancel", "404", E + "/nope/cancel", {}),
-    ("post", E + "/{id}/retry-step", "409", E + "/c-done/retry-step", {}),
-    ("post", E + "/{id}/retry-step", "404", E + "/nope/retry-step", {}),
+    ("post", E + "/{id}/cancel", "200", E + "/c-cancel/cancel", {"json": {}}),
+    ("post", E + "/{id}/cancel", "404", E + "/nope/cancel", {"json": {}}),
+    ("post", E + "/{id}/retry-step", "409", E + "/c-done/retry-step", {"json": {}}),
+    ("post", E + "/{id}/retry-step", "404", E + "/nope/retry-step", {"json": {}}),
     ("post", E + "/{id}/retry-step", "200", E + "/c-fail/retry-step", {"json": {}}),
-    ("post", RS, "409", E + "/c-wait/restart", {}),
-    ("post", RS, "404", E + "/nope/restart", {}),
+    ("post", RS, "409", E + "/c-wait/restart", {"json": {}}),
+    ("post", RS, "404", E + "/nope/restart", {"json": {}}),
     ("post", RS, "422", E + "/c-done/restart", {"json": {"input": [1, 2]}}),
     ("post", RS, "201", E + "/c-done/restart", {"json": {"new_id": "c-copy"}}),
     ("post", RS, "200", E + "/c-restart/restart", {"json": {"actor": "ana"}}),
@@ -399,14 +401,47 @@ def _check_unauthorized(url: str, doc: dict[str, Any]) -> None:
             for method, op in item.items():
                 if op.get("security") == []:
                     continue
-                real = path.replace("{id}", "c-done")
-                _check_response(doc, method, path, "401", anonymous.request(method, real))
+                real = path.replace("{id}", "c-done").replace("{step}", "x")
+                body = {"json": {}} if method == "post" else {}
+                r = anonymous.request(method, real, **body)
+                _check_response(doc, method, path, "401", r)
+
+
+# Answered by the guard and the database gate, on every route: checked route by route
+# below (401, 400, 403, 413, 415) and by the outage tests (503).
+GUARD_STATUSES = ("401", "400", "403", "413", "415", "503")
+SMALL_BODIES = ServerSettings(max_body_bytes=64 * 1024)
+
+
+def _check_guards(url: str, doc: dict[str, Any]) -> None:
+    """Every documented 400 (a Host this server does not serve), and for each POST its
+    403 (another origin), 415 (not JSON) and 413 (a body over the limit)."""
+    big = b'{"x": "' + b"a" * SMALL_BODIES.max_body_bytes + b'"}'
+    json_type = {"content-type": "application/json"}
+    with httpx.Client(base_url=url, headers=AUTH) as c:
+        for path, item in doc["paths"].items():
+            for method, op in item.items():
+                real = path.replace("{id}", "c-done").replace("{step}", "x")
+                body = {"json": {}} if method == "post" else {}
+                cases: dict[str, dict[str, Any]] = {}
+                if path not in ("/healthz", "/readyz"):  # probes answer any Host
+                    cases["400"] = {"headers": {"host": "rebind.example"}, **body}
+                if method == "post":
+                    cases["403"] = {"headers": {"origin": "https://evil.example"}, "json": {}}
+                    cases["415"] = {"headers": {"content-type": "text/plain"}, "content": b"{}"}
+                    cases["413"] = {"headers": json_type, "content": big}
+                for status, options in cases.items():
+                    assert status in op["responses"], (method, path, status)
+                    r = c.request(method, real, **options)
+                    _check_response(doc, method, path, status, r)
 
 
 def test_contract_every_documented_response(engine: zart.Zart, tmp_path: Path) -> None:
     ops_app.FAILING.add("ops-charge-1")
     with (
-        running_server(engine, token=TOKEN, metrics=True, worker_concurrency=4) as url,
+        running_server(
+            engine, token=TOKEN, metrics=True, worker_concurrency=4, settings=SMALL_BODIES
+        ) as url,
         httpx.Client(base_url=url, headers=AUTH, timeout=30) as client,
     ):
         _start_contract_executions(client)
@@ -417,7 +452,7 @@ def test_contract_every_documented_response(engine: zart.Zart, tmp_path: Path) -
             for p, item in doc["paths"].items()
             for m, op in item.items()
             for st in op["responses"]
-            if st not in ("401", "503")
+            if st not in GUARD_STATUSES
         }
         assert {(m, p, st) for m, p, st, _, _ in CONTRACT_RECIPES} == documented
 
@@ -429,6 +464,7 @@ def test_contract_every_documented_response(engine: zart.Zart, tmp_path: Path) -
         assert [e["action"] for e in entries] == ["restart"]
         assert entries[0]["actor"].startswith("ana (token:")
         _check_unauthorized(url, doc)
+        _check_guards(url, doc)
 
     # 503: the readiness probe of a server whose database is unreachable.
     broken = zart.Zart(f"sqlite:///{tmp_path}/missing-dir/x.db")

@@ -10,6 +10,7 @@ flows run in this process.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import subprocess
 import sys
 import time
@@ -260,8 +261,10 @@ def test_event_timeout_deadline_is_stored_across_kill(
     # Timed out at the stored deadline, not 1.5 s after the restart.
     assert deadline <= second.ran_at("record-0") < max(deadline, second.ready) + 0.7
     assert step_rows(app, "ev-4") == {"approval-0": "failed", "record-0": "completed"}
-    # A late event does not reach the wait that timed out, on replay either.
-    app.send_event("ev-4", "approval-0", "too late")
+    # A finished execution refuses a late event (nothing could ever take it); the
+    # result stays the same on replay.
+    with pytest.raises(zart.ExecutionConflictError, match="already completed"):
+        app.send_event("ev-4", "approval-0", "too late")
     assert app.run(approvals_flow, "ev-4", 1, 1.5, execution_id="ev-4") == ["timed-out"]
 
 
@@ -275,7 +278,8 @@ def test_event_sent_between_the_check_and_the_suspend_is_not_lost(app: zart.Zart
     def suspend(execution_id: str, token: str, status: str, wake_at: float | None) -> bool:
         if status == "waiting" and not sent:
             sent.append(execution_id)
-            app.send_event(execution_id, "approval-0", "in the gap")
+            # As another process would: outside this execution's context.
+            contextvars.Context().run(app.send_event, execution_id, "approval-0", "in the gap")
         return real(execution_id, token, status, wake_at)
 
     storage.suspend_execution = suspend  # type: ignore[method-assign]
@@ -327,7 +331,8 @@ def test_cancel_is_immediate_while_sleeping_or_waiting(
         assert time.monotonic() - cancelled < 3.0
         child.finish()
         assert app.status(eid).status == "cancelled"
-    app.send_event("c-wait", "approval-0", "after cancel")  # stored, never run
+    with pytest.raises(zart.ExecutionConflictError, match="already cancelled"):
+        app.send_event("c-wait", "approval-0", "after cancel")  # refused, nothing stored
     assert app.status("c-wait").status == "cancelled"
     assert effects(tmp_path, "c-wait") == {}
     assert effects(tmp_path, "c-sleep") == {"before-nap": 1}

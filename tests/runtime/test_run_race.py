@@ -25,6 +25,7 @@ from crash_app import (
     completed_steps,
     expected_final_state,
     final_state,
+    first_unsettled,
     read_log,
     reference_result,
     run_args,
@@ -107,7 +108,8 @@ def test_two_processes_racing_run_on_one_id_execute_it_once(
 
         # Every step body ran exactly once in total.
         assert effects(log, eid) == dict.fromkeys(step_names(N), 1)
-        assert final_state(app, eid) == expected_final_state(N)
+        interrupted = done_before if variant == "orphaned" else None
+        assert final_state(app, eid) == expected_final_state(N, interrupted)
         # One claim by the racers (plus the killed preparer's, if it got that far).
         assert app.status(eid).attempts == (2 if variant == "orphaned" else 1)
 
@@ -161,5 +163,7 @@ def test_the_waiting_process_takes_over_at_once_when_the_runner_is_killed(
     assert effects(log, eid) == {
         name: 1 + (name in by_runner and name not in done_at_kill) for name in step_names(n)
     }
-    assert final_state(app, eid) == expected_final_state(n)
+    interrupted = first_unsettled(done_at_kill, n)
+    assert final_state(app, eid) == expected_final_state(n, interrupted)
     assert app.status(eid).attempts == 2
+    assert app.status(eid).recoveries == 1

@@ -9,9 +9,10 @@ import dataclasses
 import enum
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pydantic
 import pytest
@@ -57,6 +58,11 @@ class Opaque:
 
 UTC_MOMENT = datetime(2026, 11, 25, 13, 30, 15, 123456, tzinfo=timezone.utc)
 PARIS_MOMENT = datetime(2026, 3, 1, 8, 0, tzinfo=timezone(timedelta(hours=1)))
+PARIS = ZoneInfo("Europe/Paris")
+# The second 02:30 of the autumn DST change, and a wall time in the spring gap.
+PARIS_AMBIGUOUS = datetime(2024, 10, 27, 2, 30, tzinfo=PARIS, fold=1)
+PARIS_GAP = datetime(2024, 3, 31, 2, 30, tzinfo=PARIS)
+IST_MOMENT = datetime(2026, 1, 2, 3, 4, tzinfo=timezone(timedelta(hours=5, minutes=30), "IST"))
 ORDER = Order(
     id=uuid.UUID("12345678-1234-5678-1234-567812345678"),
     placed=UTC_MOMENT,
@@ -70,6 +76,11 @@ CASES = [
     pytest.param(datetime, UTC_MOMENT, id="datetime-utc"),
     pytest.param(datetime, PARIS_MOMENT, id="datetime-offset"),
     pytest.param(datetime, datetime(2026, 1, 2, 3, 4, 5), id="datetime-naive"),
+    pytest.param(datetime, PARIS_AMBIGUOUS, id="datetime-zoneinfo-fold1"),
+    pytest.param(datetime, PARIS_GAP, id="datetime-zoneinfo-gap"),
+    pytest.param(datetime, IST_MOMENT, id="datetime-named-offset"),
+    pytest.param(time, time(9, 0, tzinfo=PARIS), id="time-zoneinfo"),
+    pytest.param(Any, [PARIS_AMBIGUOUS, time(9, 0, tzinfo=PARIS)], id="any-zoned"),
     pytest.param(date, date(2026, 2, 28), id="date"),
     pytest.param(timedelta, timedelta(days=2, seconds=5, microseconds=7), id="timedelta"),
     pytest.param(Decimal, Decimal("0.1"), id="decimal"),
@@ -105,9 +116,15 @@ def _assert_same(actual: object, expected: object) -> None:
     """Equal, and of the same type all the way down."""
     assert actual == expected
     assert type(actual) is type(expected), (type(actual), type(expected))
-    if isinstance(expected, datetime):
-        assert isinstance(actual, datetime)
+    if isinstance(expected, (datetime, time)):
+        assert isinstance(actual, (datetime, time))
+        # Same wall time, offset, fold and tzinfo (zone key, timezone name), not just equal.
+        assert actual.replace(tzinfo=None) == expected.replace(tzinfo=None)
         assert actual.utcoffset() == expected.utcoffset()
+        assert actual.fold == expected.fold
+        assert type(actual.tzinfo) is type(expected.tzinfo)
+        assert actual.tzname() == expected.tzname()
+        assert getattr(actual.tzinfo, "key", None) == getattr(expected.tzinfo, "key", None)
     if isinstance(expected, (list, tuple)):
         assert isinstance(actual, (list, tuple))
         assert len(actual) == len(expected)

@@ -69,12 +69,13 @@ def restart(
 
     Same id with every checkpoint cleared, unless --new-id starts a copy.
     """
+    data = None if input_json is None else parse_json(input_json, "--input")
     import_modules(modules)
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = {}
     if input_json is not None:
         durable = lookup(obj.app.status(execution_id).durable_name)
-        args, kwargs = json_arguments(durable, parse_json(input_json, "--input"))
+        args, kwargs = json_arguments(durable, data)
     st = obj.app.restart(execution_id, *args, new_id=new_id, actor=actor, **kwargs)
     echo_json_or(st.as_dict(), as_json, f"execution {st.id} is {st.status}; a worker runs it")
 

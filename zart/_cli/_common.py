@@ -3,6 +3,7 @@ parsing ``--input``, table output, the lazily opened engine and the error guard.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -18,6 +19,7 @@ import click
 from zart import DurableFunction, TaskError, Zart, ZartError
 from zart._ops._internals import InvalidInputError
 from zart._ops.arguments import json_arguments
+from zart._ops.secrets import mask_url, scrub
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,9 +32,18 @@ D = TypeVar("D", bound=_AsDict)
 
 
 def fail(message: str) -> NoReturn:
-    """``zart: error: <message>`` on stderr, exit 2."""
-    click.echo(f"zart: error: {message}", err=True)
+    """``zart: error: <message>`` on stderr (passwords masked), exit 2."""
+    click.echo(f"zart: error: {scrub(message)}", err=True)
     sys.exit(2)
+
+
+def pipe_closed() -> NoReturn:
+    """The reader of our output went away (``zart list | head``): stop quietly, as a
+    command killed by SIGPIPE does (exit status 141)."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(141)
 
 
 # ---------------------------------------------------------------------- importing
@@ -105,10 +116,10 @@ def parse_json(text: str, what: str) -> Any:
 
 
 def input_arguments(
-    durable: DurableFunction[Any, Any], input_json: str
+    durable: DurableFunction[Any, Any], data: Any
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """``--input`` JSON → typed call arguments (see ``zart._ops.arguments``)."""
-    data = parse_json(input_json, "--input")
+    """Parsed ``--input`` JSON (see :func:`parse_json`) → typed call arguments (see
+    ``zart._ops.arguments``)."""
     try:
         return json_arguments(durable, data)
     except InvalidInputError as exc:
@@ -166,6 +177,22 @@ def echo_json_or(data: dict[str, Any], as_json: bool, message: str) -> None:
 # ---------------------------------------------------------------------- commands
 
 
+def check_database_url(url: str | None) -> None:
+    """A usage error (password masked) for a URL that cannot be parsed."""
+    if not url:
+        return
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url)
+    except Exception as exc:
+        detail = f" ({exc})" if url not in str(exc) else ""
+        fail(
+            f"invalid database URL {mask_url(url)!r}{scrub(detail)}; expected e.g. "
+            "sqlite:///zart.db or postgresql+psycopg://user@host/dbname"
+        )
+
+
 class CliContext:
     """``ctx.obj``: the database URL, and the engine opened on first use."""
 
@@ -176,6 +203,7 @@ class CliContext:
     @property
     def app(self) -> Zart:
         if self._app is None:
+            check_database_url(self.database_url)
             self._app = Zart(self.database_url)
         return self._app
 
@@ -194,6 +222,8 @@ def guard(fn: F) -> F:
             return fn(*args, **kwargs)
         except TaskError:
             raise
+        except BrokenPipeError:
+            pipe_closed()
         except (ZartError, OSError) as exc:
             fail(str(exc))
 

@@ -21,6 +21,7 @@ from zart._cli._common import (
 )
 from zart._cli._root import main
 from zart._ops._internals import ALL_STATUSES
+from zart._ops.runs import current_run, current_runs
 
 
 def _execution_command(fn: Callable[[CliContext, str, bool], None]) -> click.Command:
@@ -32,7 +33,7 @@ def _execution_command(fn: Callable[[CliContext, str, bool], None]) -> click.Com
 @_execution_command
 def status(obj: CliContext, execution_id: str, as_json: bool) -> None:
     """Show one execution's status."""
-    st = obj.app.status(execution_id)
+    st = current_run(obj.app, obj.app.status(execution_id))
     if as_json:
         click.echo(json.dumps(st.as_dict()))
         return
@@ -66,7 +67,7 @@ def list_(
 ) -> None:
     """List executions, newest first."""
     echo_items(
-        obj.app.list(status_filter, durable_name, limit),
+        current_runs(obj.app, obj.app.list(status_filter, durable_name, limit)),
         as_json,
         empty="no executions",
         headers=["id", "durable", "status", "attempts", "created", "duration", "error"],

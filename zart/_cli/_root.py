@@ -8,6 +8,7 @@ import click
 
 from zart import __version__
 from zart._cli._common import CliContext
+from zart._ops.secrets import install_log_scrubbing
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,5 +27,6 @@ def main(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_scrubbing()  # no password in any log line
     ctx.obj = CliContext(database_url)
     ctx.call_on_close(ctx.obj.close)

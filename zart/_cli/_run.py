@@ -10,18 +10,18 @@ from typing import Any
 import click
 
 from zart import DurableFunction, ExecutionCancelledError, TaskError, Zart
-from zart._cli._common import CliContext, command, input_arguments, load_durable
+from zart._cli._common import CliContext, command, input_arguments, load_durable, parse_json
 from zart._cli._root import main
 
 
 def _arguments(
-    app: Zart, durable: DurableFunction[Any, Any], input_json: str | None, eid: str | None
+    app: Zart, durable: DurableFunction[Any, Any], data: Any, given: bool, eid: str | None
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The call arguments: none to attach to an existing ``--id`` given without
     ``--input`` (it runs with its stored input), else the decoded ``--input``."""
-    if input_json is None and eid is not None and app.ops_store.get_execution(eid) is not None:
+    if not given and eid is not None and app.ops_store.get_execution(eid) is not None:
         return (), {}
-    return input_arguments(durable, "null" if input_json is None else input_json)
+    return input_arguments(durable, data)
 
 
 def _report_failure(execution_id: str, exc: TaskError, as_json: bool) -> None:
@@ -67,9 +67,11 @@ def run(
     as_json: bool,
 ) -> None:
     """Start (or resume) MODULE:FUNCTION and print its result."""
+    # Bad JSON is a usage error found before the user's module is imported (and run).
+    data = None if input_json is None else parse_json(input_json, "--input")
     durable = load_durable(target)
     app = obj.app
-    args, kwargs = _arguments(app, durable, input_json, execution_id)
+    args, kwargs = _arguments(app, durable, data, input_json is not None, execution_id)
     # An id of another durable function raises ExecutionConflictError (one line, exit 2).
     if no_wait:
         eid = app.submit(durable, *args, execution_id=execution_id, **kwargs).execution_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -103,6 +104,74 @@ def worker(
         )
 
 
+SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1000, "KIB": 1024, "M": 1024**2, "MB": 1000**2,
+              "MIB": 1024**2, "G": 1024**3, "GB": 1000**3, "GIB": 1024**3}  # fmt: skip
+
+
+def parse_size(text: str) -> int:
+    """``"4MiB"``, ``"500k"``, ``"1048576"`` → bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).upper() not in SIZE_UNITS:
+        raise click.BadParameter(f"{text!r} is not a size such as 4MiB, 500KB or 1048576")
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).upper()])
+
+
+def _split(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Values of a repeatable option, each of which may also be a comma-separated list."""
+    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
+
+
+def _settings(
+    allowed_hosts: tuple[str, ...],
+    allowed_origins: tuple[str, ...],
+    max_body: str,
+    db_timeout: float,
+    grace_seconds: float,
+) -> dict[str, Any]:
+    try:
+        size = parse_size(max_body)
+    except click.BadParameter as exc:
+        fail(f"--max-body: {exc.message}")
+    return {
+        "allowed_hosts": _split(allowed_hosts),
+        "allowed_origins": _split(allowed_origins),
+        "max_body_bytes": size,
+        "db_timeout": db_timeout,
+        "grace_seconds": grace_seconds,
+    }
+
+
+def _serve_safety_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of ``zart serve`` that protect it: hosts, origins, limits, timeouts."""
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        click.option(
+            "--allowed-host", "allowed_hosts", multiple=True, envvar="ZART_ALLOWED_HOSTS",
+            help="Host name clients may use besides IP addresses and localhost (repeat, "
+            "or comma-separate; .example.com for subdomains; * for any). "
+            "Default: $ZART_ALLOWED_HOSTS.",
+        ),
+        click.option(
+            "--allowed-origin", "allowed_origins", multiple=True, envvar="ZART_ALLOWED_ORIGINS",
+            help="Origin (https://ops.example.com) allowed to POST besides this server's own.",
+        ),
+        click.option(
+            "--max-body", default="4MiB", show_default=True, envvar="ZART_API_MAX_BODY",
+            help="Largest request body; larger ones get 413 before they are read.",
+        ),
+        _seconds_option(
+            "--db-timeout", 2.0, 0.1,
+            "Answer 503 (Retry-After) when the database has not answered a request in this time.",
+        ),
+        _seconds_option(
+            "--grace-seconds", 10.0, 0,
+            "On SIGTERM: open long polls answer at once; running executions get this long.",
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @main.command()
 @click.argument("modules", nargs=-1)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
@@ -127,6 +196,7 @@ def worker(
     show_default=True,
     help="Start due occurrences of schedules (`zart schedule add`) from this process.",
 )
+@_serve_safety_options
 @command
 def serve(
     obj: CliContext,
@@ -138,16 +208,20 @@ def serve(
     worker: bool,
     concurrency: int,
     scheduler: bool,
+    **safety: Any,
 ) -> None:
     """Serve the HTTP API, the web view (/) and optionally /metrics.
 
     MODULES are imported so their @durable functions can be started by name
     (POST /api/executions) and, with --worker (the default), run here.
+    See docs/operations.md for running it safely (proxy, token, hosts, limits).
     """
     try:
+        from zart._ops.api import ServerSettings
         from zart._ops.api import serve as run_server
     except ImportError as exc:
         fail(f"zart serve needs the api extra: pip install 'zart[api]' ({exc})")
+    settings = ServerSettings(**_settings(**safety))
     _import_durables(modules)
     logging.getLogger("zart").setLevel(logging.INFO)
     obj.app.ops_store.ensure_schema()  # fail now, with one line, if the database is unreachable
@@ -159,6 +233,7 @@ def serve(
         metrics=metrics,
         worker_concurrency=concurrency if worker and modules else 0,
         scheduler=scheduler,
+        settings=settings,
     )
 
 

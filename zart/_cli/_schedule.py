@@ -14,6 +14,7 @@ from zart._cli._common import (
     input_arguments,
     json_option,
     load_durable,
+    parse_json,
     when,
 )
 from zart._cli._root import main
@@ -63,8 +64,9 @@ def schedule_add(
     as_json: bool,
 ) -> None:
     """Create or update schedule NAME running MODULE:FUNCTION."""
+    data = parse_json(input_json, "--input")  # before importing (and running) the module
     durable = load_durable(target)
-    args, kwargs = input_arguments(durable, input_json)
+    args, kwargs = input_arguments(durable, data)
     sched, outcome = register_schedule(
         obj.app, name, durable, *args, cron=cron_expr, every=every, tz=tz, overlap=overlap, **kwargs
     )

@@ -20,8 +20,16 @@ from zart._engine import _admin as admin
 from zart._engine._info import ExecutionStatus, StepInfo
 from zart._engine._runner import Runner, stored_outcome
 from zart._engine._worker import Worker
-from zart._errors import ExecutionNotFoundError, SerializationError, ZartError
+from zart._errors import (
+    ExecutionConflictError,
+    ExecutionNotFoundError,
+    SerializationError,
+    UsageError,
+    ZartError,
+)
+from zart._execution._context import current_execution, current_step
 from zart._execution._durable import DurableFunction, lookup
+from zart._execution._identifiers import check_event_name, check_execution_id
 from zart._execution._tracing import Tracing
 from zart._store import (
     TERMINAL_STATUSES,
@@ -243,7 +251,7 @@ class Zart:
     # ------------------------------------------------------------------ inspecting
 
     def _get(self, execution_id: str) -> ExecutionRecord:
-        rec = self._journal.get_execution(execution_id)
+        rec = self._journal.get_execution(check_execution_id(execution_id))
         if rec is None:
             raise self._not_found(execution_id)
         return rec
@@ -284,7 +292,7 @@ class Zart:
 
     def cancel(self, execution_id: str) -> bool:
         """Cancel an execution. True if it was cancelled now, False if it had already finished."""
-        rec, changed = self._journal.cancel(execution_id)
+        rec, changed = self._journal.cancel(check_execution_id(execution_id))
         if rec is None:
             raise self._not_found(execution_id)
         return changed
@@ -293,8 +301,19 @@ class Zart:
         """Deliver event ``name`` to an execution.
 
         The event is kept until the execution's ``wait_for_event(name)`` takes it,
-        so sending before the wait is reached loses nothing.
+        so sending before the wait is reached loses nothing. An execution that has
+        finished (completed, failed, cancelled) refuses it: ExecutionConflictError.
+        From a durable function, send it in a step: a send in the body itself would be
+        repeated on every replay, so it raises UsageError.
         """
+        if current_execution.get() is not None and current_step.get() is None:
+            raise UsageError(
+                f"send_event({execution_id!r}, {name!r}) was called in a durable body, where "
+                "it would be sent again on every replay. Send it from a step (its result is "
+                "journaled, so a completed send is not repeated)"
+            )
+        check_execution_id(execution_id)
+        check_event_name(name)
         try:
             text = json.dumps(payload)
         except (TypeError, ValueError) as exc:
@@ -307,8 +326,9 @@ class Zart:
         except NotFound:
             raise self._not_found(execution_id) from None
         if rec.status in TERMINAL_STATUSES:
-            log.warning(
-                "event %r sent to execution %s, which is already %s", name, execution_id, rec.status
+            raise ExecutionConflictError(
+                f"event {name!r} was not delivered: execution {execution_id!r} is already "
+                f"{rec.status}, so nothing can wait for it any more"
             )
 
     # ------------------------------------------------------------------ workers

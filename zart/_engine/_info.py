@@ -13,7 +13,14 @@ PREVIEW_CHARS = 120
 
 
 def _dt(ts: float | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, tz=timezone.utc) if ts is not None else None
+    if ts is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        # A time no datetime can show (stored by an older zart, or by hand): listing
+        # must not fail for every execution because of one row.
+        return datetime.max.replace(tzinfo=timezone.utc) if ts > 0 else None
 
 
 def _preview(text: str | None) -> str | None:
@@ -57,6 +64,9 @@ class ExecutionStatus(_Timed):
     error: str | None
     lease_owner: str | None
     parent_id: str | None
+    # How many of its runs (``attempts``) took it over from a process that died or
+    # lost its lease; wake-ups from sleeps and events, and hand-backs, are not counted.
+    recoveries: int = 0
 
     @classmethod
     def from_record(cls, r: ExecutionRecord) -> ExecutionStatus:
@@ -73,6 +83,7 @@ class ExecutionStatus(_Timed):
             error=_error_line(r.error),
             lease_owner=r.lease_owner,
             parent_id=r.parent_id,
+            recoveries=r.recoveries,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,6 +92,7 @@ class ExecutionStatus(_Timed):
             "durable_name": self.durable_name,
             "status": self.status,
             "attempts": self.attempts,
+            "recoveries": self.recoveries,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import inspect
 import logging
 import time
@@ -21,18 +20,19 @@ from typing import Any
 
 from zart._engine._leases import Heartbeat
 from zart._errors import (
-    DatabaseUnavailableError,
     ExecutionCancelledError,
     ExecutionConflictError,
     ExecutionNotFoundError,
     LeaseLostError,
     SerializationError,
+    StorageError,
     TaskError,
-    ZartError,
+    UsageError,
 )
 from zart._execution._context import current_execution
 from zart._execution._durable import DurableFunction
 from zart._execution._failures import encode_error, task_error
+from zart._execution._identifiers import check_execution_id
 from zart._execution._journal import ExecutionContext, Suspend
 from zart._execution._tracing import Tracing
 from zart._owner import current_owner
@@ -81,6 +81,8 @@ class Runner:
         self.strict = strict
         self.tracing = tracing
         self.heartbeat = Heartbeat(journal, lease_seconds)
+        # Executions whose lease this process could not hand back (database fault).
+        self._abandoned: dict[str, str] = {}
 
     @staticmethod
     def new_token() -> str:
@@ -98,18 +100,18 @@ class Runner:
     ) -> tuple[str, bool]:
         """Insert the execution unless its id exists; returns (id, created by this call)."""
         if current_execution.get() is not None and parent_id is None:
-            raise ZartError(
+            raise UsageError(
                 "starting an execution from inside a durable body is not journaled; "
                 "use `await zart.run_child(fn, ..., name=...)` instead"
             )
-        execution_id = execution_id if execution_id is not None else uuid.uuid4().hex
-        if not isinstance(execution_id, str) or not execution_id:
-            raise ZartError(f"execution_id must be a non-empty string, got {execution_id!r}")
+        execution_id = check_execution_id(
+            execution_id if execution_id is not None else uuid.uuid4().hex
+        )
         if not args and not kwargs:
             # Attaching to an existing id needs no input (its stored input is used).
             existing = self.journal.get_execution(execution_id)
             if existing is not None:
-                _check_owner(durable, existing)
+                _check_owner(durable, existing, parent_id)
                 return execution_id, False
         try:
             input_json = durable.args_codec.dumps(args, kwargs)
@@ -123,7 +125,7 @@ class Runner:
             found = self.journal.get_execution(execution_id)
             assert found is not None
             rec, created = found, False
-        _check_owner(durable, rec)
+        _check_owner(durable, rec, parent_id)
         return execution_id, created
 
     def cancel(self, execution_id: str) -> bool:
@@ -137,6 +139,7 @@ class Runner:
     async def drive_until_done(self, durable: DurableFunction[Any, Any], execution_id: str) -> Any:
         """Run (or wait for) the execution until it is finished; its result or error."""
         delay = 0.01
+        self._reclaim_abandoned(execution_id)
         while True:
             rec = self.journal.get_execution(execution_id)
             if rec is None:
@@ -151,6 +154,8 @@ class Runner:
                     if outcome.error is not None:
                         raise outcome.error
                     return outcome.result
+                if isinstance(outcome.error, StorageError):
+                    raise outcome.error  # left resumable; the caller hears why it stopped
                 delay = 0.01
                 continue
             # Someone else runs it (or it sleeps): wait, and take over if its owner dies.
@@ -165,7 +170,7 @@ class Runner:
         self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str
     ) -> Outcome:
         """Run the body once under the lease ``token``; record how it ended."""
-        if rec.attempts > durable.max_recoveries:
+        if rec.recoveries > durable.max_recoveries:
             return await self._fail(durable, rec.id, token, _recovery_limit(durable, rec))
         try:
             args, kwargs = durable.args_codec.loads(rec.input)
@@ -175,7 +180,8 @@ class Runner:
         strict = self.strict if durable.strict is None else durable.strict
         ctx = ExecutionContext(
             self.journal, rec.id, token, self.journal.load_steps(rec.id),
-            strict=strict, runner=self, tracing=self.tracing,
+            strict=strict, runner=self, tracing=self.tracing, recovered=rec.recovered,
+            claim=rec.attempts,
         )  # fmt: skip
         self.heartbeat.track(token, ctx)
         cv = current_execution.set(ctx)
@@ -187,14 +193,32 @@ class Runner:
         except ExecutionCancelledError as exc:
             return Outcome(True, error=exc)
         except BaseException:
-            # Interrupted (Ctrl-C, task cancelled at shutdown): hand the execution back so
-            # the next `run` or worker resumes it at once instead of after the lease.
-            with contextlib.suppress(Exception):
-                self.journal.release(rec.id, token)
+            # Interrupted (Ctrl-C, task cancelled at shutdown, a database fault while
+            # finishing): hand the execution back so the next `run` or worker resumes it
+            # at once instead of after the lease.
+            self._hand_back(rec.id, token)
             raise
         finally:
             current_execution.reset(cv)
             self.heartbeat.untrack(token)
+
+    def _hand_back(self, execution_id: str, token: str) -> None:
+        """Release the lease; if the database refuses now, remember the token so the
+        next drive of this execution in this process releases it first (rather than
+        waiting for the lease to expire)."""
+        try:
+            self.journal.release(execution_id, token)
+        except Exception:
+            self._abandoned[execution_id] = token
+
+    def _reclaim_abandoned(self, execution_id: str) -> None:
+        token = self._abandoned.pop(execution_id, None)
+        if token is not None:
+            try:
+                self.journal.release(execution_id, token)
+            except Exception:
+                self._abandoned[execution_id] = token
+                raise
 
     async def _run(
         self,
@@ -227,11 +251,11 @@ class Runner:
         except Exception as exc:
             if ctx.stop is None:
                 return await self._fail(durable, rec.id, token, exc)
-            if isinstance(ctx.stop, DatabaseUnavailableError):
-                # An outage is not the execution's failure: hand it back so it is
-                # resumed (by us or another worker) once the database is back.
-                with contextlib.suppress(Exception):
-                    self.journal.release(rec.id, token)
+            if isinstance(ctx.stop, StorageError):
+                # A database fault is not the execution's failure: hand it back so it is
+                # resumed (by us or another worker) once the database is usable again.
+                self._hand_back(rec.id, token)
+                return Outcome(False, error=ctx.stop)
             return Outcome(False)
         return await self._complete(durable, rec.id, token, ctx, result)
 
@@ -341,11 +365,26 @@ def stored_outcome(durable: DurableFunction[Any, Any], rec: ExecutionRecord) -> 
     raise task_error(rec.id, rec.error)
 
 
-def _check_owner(durable: DurableFunction[Any, Any], rec: ExecutionRecord) -> None:
+def _check_owner(
+    durable: DurableFunction[Any, Any], rec: ExecutionRecord, parent_id: str | None
+) -> None:
+    """An existing id may be attached to only by the same durable function, and only by
+    the same parent (or, for an id a user chose, by no parent): otherwise a call would
+    silently get another execution's result."""
     if rec.durable_name != durable.name:
         raise ExecutionConflictError(
             f"execution id {rec.id!r} already belongs to durable {rec.durable_name!r}, "
             f"not {durable.name!r}; use another id"
+        )
+    if rec.parent_id != parent_id:
+        if parent_id is None:
+            why = f"it is a child execution of {rec.parent_id!r}"
+        elif rec.parent_id is None:
+            why = "it was started directly, not as a child of this execution"
+        else:
+            why = f"it is a child execution of {rec.parent_id!r}"
+        raise ExecutionConflictError(
+            f"execution id {rec.id!r} cannot be attached to here: {why}; use another id"
         )
 
 
@@ -378,8 +417,9 @@ def _deadline_error(execution_id: str, timeout: float) -> TaskError:
 
 def _recovery_limit(durable: DurableFunction[Any, Any], rec: ExecutionRecord) -> TaskError:
     return TaskError(
-        f"execution was started {rec.attempts - 1} times without finishing "
-        f"(max_recoveries={durable.max_recoveries}); a step may be crashing its process",
+        f"execution was recovered {rec.recoveries - 1} times after losing its process "
+        f"(max_recoveries={durable.max_recoveries}) and lost it again; a step may be "
+        "crashing its process",
         execution_id=rec.id,
         error_type="RecoveryLimitExceeded",
     )

@@ -176,14 +176,12 @@ class Worker:
     def _short_database_retries(self, seconds: float = 5.0) -> Iterator[None]:
         """While handing executions back, do not wait out a long database outage."""
         db = self.journal.db
-        saved = getattr(db, "retry_seconds", None)
-        if saved is not None:
-            db.retry_seconds = min(saved, seconds)  # type: ignore[attr-defined]
+        saved = db.retry_seconds
+        db.retry_seconds = min(saved, seconds)
         try:
             yield
         finally:
-            if saved is not None:
-                db.retry_seconds = saved  # type: ignore[attr-defined]
+            db.retry_seconds = saved
 
     def _hand_back(self, execution_id: str, token: str) -> None:
         """Make sure a cancelled execution's lease is released, and say so either way."""

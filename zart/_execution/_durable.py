@@ -7,8 +7,9 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from zart._errors import StepNameError, UnknownDurableError, ZartError
-from zart._execution._naming import check_name
+from zart._errors import StepNameError, UnknownDurableError, UsageError, ZartError
+from zart._execution._context import current_execution
+from zart._execution._identifiers import check_durable_name
 from zart._serde import ArgsCodec, Codec, args_codec, return_codec
 
 P = ParamSpec("P")
@@ -22,8 +23,9 @@ DEFAULT_MAX_RECOVERIES = 100
 class DurableFunction(Generic[P, R]):
     """An ``async def`` whose steps are journaled. Run it with ``Zart.run`` / ``start``.
 
-    Calling it directly (``await fn(...)``) runs the body without journaling,
-    which is what unit tests usually want.
+    Calling it directly (``await fn(...)``) outside an execution runs the body without
+    journaling, which is what unit tests usually want; inside an execution that is
+    refused (use ``zart.run_child``).
     """
 
     def __init__(
@@ -42,7 +44,7 @@ class DurableFunction(Generic[P, R]):
                 "(steps may be plain functions, durable bodies may not)"
             )
         self.fn = fn
-        self.name = check_name(name, "durable name")
+        self.name = check_durable_name(name)
         self.strict = strict
         self.max_recoveries = max_recoveries
         self.on_failure = on_failure
@@ -66,6 +68,13 @@ class DurableFunction(Generic[P, R]):
         return self._result_codec
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        if current_execution.get() is not None:
+            raise UsageError(
+                f"durable function {self.name!r} was awaited directly inside another durable "
+                "execution, so its steps would be journaled as the caller's and collide with "
+                f"them. Run it as a child execution: `await zart.run_child({self.fn.__name__}, "
+                '..., name="...")`'
+            )
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:

@@ -11,8 +11,17 @@ from zart._errors import StepError, TaskError
 _MAX_TRACEBACK = 8_000
 
 
-def encode_error(exc: BaseException, *, step_name: str | None = None) -> str:
-    """JSON for an exception: type, message, traceback and StepError details."""
+def encode_error(
+    exc: BaseException,
+    *,
+    step_name: str | None = None,
+    claim: int | None = None,
+    next_started: bool = False,
+) -> str:
+    """JSON for an exception: type, message, traceback and StepError details. For a
+    failed attempt that will be retried: ``claim``, the execution run it happened in,
+    and ``next_started``, whether that run has begun the next attempt (after the
+    backoff), so a takeover knows whether the run that died was inside an attempt."""
     data: dict[str, Any] = {
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
         "message": exc.message if isinstance(exc, (StepError, TaskError)) else str(exc),
@@ -34,7 +43,23 @@ def encode_error(exc: BaseException, *, step_name: str | None = None) -> str:
                 data["details"] = repr(exc.details)
     if step_name is not None:
         data["step"] = step_name
+    if claim is not None:
+        data["claim"] = claim
+        data["next_started"] = next_started
     return json.dumps(data)
+
+
+def attempt_started_in(error: str | None) -> int | None:
+    """The execution run that had begun another attempt of a retrying step, from the
+    stored error (see ``encode_error``); None if none had (or it is unknown)."""
+    if not error:
+        return None
+    try:
+        data = json.loads(error)
+        claim = data.get("claim")
+    except (ValueError, AttributeError):
+        return None
+    return claim if isinstance(claim, int) and data.get("next_started") else None
 
 
 def decode_error(text: str | None) -> dict[str, Any]:

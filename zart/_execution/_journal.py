@@ -12,7 +12,6 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from zart._errors import (
-    DatabaseUnavailableError,
     DuplicateStepError,
     ExecutionCancelledError,
     LeaseLostError,
@@ -20,9 +19,15 @@ from zart._errors import (
     SerializationError,
     StepError,
     StepTimeoutError,
+    StorageError,
 )
 from zart._execution._context import current_step, current_transaction
-from zart._execution._failures import encode_error, step_error_from_record
+from zart._execution._failures import (
+    attempt_started_in,
+    encode_error,
+    step_error_from_record,
+)
+from zart._execution._identifiers import check_step_name
 from zart._serde import fingerprint
 from zart._store import (
     CANCELLED,
@@ -90,7 +95,7 @@ class Entry:
     the caller does the work and writes the outcome with :meth:`write` / :meth:`complete`.
     """
 
-    __slots__ = ("ctx", "fingerprint", "kind", "name", "record", "seq", "started")
+    __slots__ = ("ctx", "fingerprint", "interrupted", "kind", "name", "record", "seq", "started")
 
     def __init__(
         self, ctx: ExecutionContext, name: str, seq: int, kind: str, record: StepRecord | None
@@ -101,6 +106,8 @@ class Entry:
         self.kind = kind
         self.record = record
         self.fingerprint: str | None = None
+        # The first unsettled call after a takeover: its attempt died with the process.
+        self.interrupted = False
         started = record.started_at if record is not None else None
         self.started = started if started is not None else time.time()
 
@@ -148,8 +155,14 @@ class ExecutionContext:
         strict: bool,
         runner: ChildRunner | None = None,
         tracing: Tracing | None = None,
+        recovered: bool = False,
+        claim: int = 0,
     ) -> None:
         self.runner = runner
+        # This run took the execution over from a process that died: the first call
+        # left unsettled may be the one it died in (see _count_interrupted).
+        self.interrupted_pending = recovered
+        self.claim = claim  # which run of the execution this is (1 = the first)
         self.tracing = tracing
         self.journal = journal
         self.execution_id = execution_id
@@ -170,6 +183,7 @@ class ExecutionContext:
         """Claim ``name`` for this call (duplicate guard), find its record and check that
         it was written by the same kind of call. A settled record counts as replayed;
         otherwise the execution must still be ours to go on."""
+        check_step_name(name)  # rendered names too, before anything is written
         seq = self.claim_name(name, site)
         rec = self.checkpoints.get(name)
         if rec is not None:
@@ -184,7 +198,9 @@ class ExecutionContext:
                 self.replayed += 1
                 return Entry(self, name, seq, kind, rec)
         self.check_stop()
-        return Entry(self, name, seq, kind, rec)
+        entry = Entry(self, name, seq, kind, rec)
+        entry.interrupted, self.interrupted_pending = self.interrupted_pending, False
+        return entry
 
     def claim_name(self, name: str, site: tuple[str, int] | None) -> int:
         """Register one use of ``name`` in this run; returns its call order."""
@@ -230,9 +246,10 @@ class ExecutionContext:
     def save(self, record: StepRecord) -> None:
         try:
             saved = self.journal.save_step(self.token, record)
-        except DatabaseUnavailableError as exc:
-            # Not the body's failure: the execution must be handed back, not failed,
-            # even if user code catches this exception.
+        except StorageError as exc:
+            # Not the body's failure (a locked or full database, an outage): the
+            # execution must be left resumable, not failed, even if user code catches
+            # this exception; no attempt of the step is counted.
             self.stop = exc
             raise
         if not saved:
@@ -277,7 +294,40 @@ class ExecutionContext:
         entry.fingerprint = fingerprint(call.args, call.kwargs)
         entry.started = time.time()
         # A retrying record carries the attempts so far: a crash does not reset the count.
-        return await self._attempts(call, entry, rec.attempts if rec is not None else 0)
+        attempts = rec.attempts if rec is not None else 0
+        if entry.interrupted:
+            attempts = self._count_interrupted(call, entry, attempts)
+        return await self._attempts(call, entry, attempts)
+
+    def _count_interrupted(self, call: StepCall[Any], entry: Entry, attempts: int) -> int:
+        """Count the attempt that died with its process (SIGKILL, OOM, power loss), so a
+        step that crashes its process ends after ``max_attempts`` like any failing step.
+
+        Only on a recovery, and only for the first call this run finds unsettled, so a
+        step that succeeds pays no extra write. The run that died was in this step if
+        it left a retrying record from its own run (``claim``); with no record at all,
+        the previous run is taken to have died in it (it may have died just before)."""
+        rec = entry.record
+        if rec is not None and attempt_started_in(rec.error) != self.claim - 1:
+            return attempts  # the run that died was not inside an attempt of this step
+        attempts += 1
+        died = StepError(
+            f"step {entry.name!r} was interrupted: its process died during attempt {attempts}",
+            retryable=True,
+            step_name=entry.name,
+            error_type="StepInterrupted",
+        )
+        error = encode_error(died, step_name=entry.name, claim=self.claim, next_started=True)
+        if attempts >= call.retry.max_attempts:
+            entry.write(STEP_FAILED, error=error, attempts=attempts)
+            raise StepError(
+                f"{died.message} (max_attempts={call.retry.max_attempts} reached)",
+                retryable=False,
+                step_name=entry.name,
+                error_type="StepInterrupted",
+            )
+        entry.write(STEP_RETRYING, error=error, attempts=attempts, finished=False)
+        return attempts
 
     async def _attempts(self, call: StepCall[Any], entry: Entry, attempts: int) -> Any:
         while True:
@@ -315,7 +365,7 @@ class ExecutionContext:
         """Record a failed attempt: retry after a delay, or fail the step (raises)."""
         if isinstance(exc, asyncio.TimeoutError) and not isinstance(exc, StepTimeoutError):
             exc = StepTimeoutError(f"step {entry.name!r} timed out after {call.timeout} s")
-        error = encode_error(exc, step_name=entry.name)
+        error = encode_error(exc, step_name=entry.name, claim=self.claim)
         if not call.retry.should_retry(exc, attempts):
             entry.write(STEP_FAILED, error=error, attempts=attempts)
             raise _as_step_error(entry.name, exc) from exc
@@ -324,6 +374,10 @@ class ExecutionContext:
         log.info("step %r attempt %d failed (%s); retry in %.2fs", entry.name, attempts, exc, delay)
         await asyncio.sleep(delay)
         self.check_stop()
+        # The next attempt starts now: if this process dies in it, a takeover counts it.
+        # (A failure path only; a step that succeeds first time never writes this.)
+        started = encode_error(exc, step_name=entry.name, claim=self.claim, next_started=True)
+        entry.write(STEP_RETRYING, error=started, attempts=attempts, finished=False)
 
     @staticmethod
     def _encode(call: StepCall[Any], result: Any) -> str:

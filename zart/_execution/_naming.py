@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from zart._errors import StepNameError
+from zart._execution._identifiers import check_step_name
 
 _FORMATTER = string.Formatter()
 
@@ -154,6 +155,5 @@ class NameTemplate:
 
 
 def check_name(name: object, what: str = "step name") -> str:
-    if not isinstance(name, str) or not name:
-        raise StepNameError(f"{what} must be a non-empty string, got {name!r}")
-    return name
+    """A step, primitive or durable-call name within zart's limits (see _identifiers)."""
+    return check_step_name(name, what)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import math
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -21,9 +22,11 @@ from zart._errors import (
     ExecutionCancelledError,
     SerializationError,
     TaskError,
+    UsageError,
     ZartError,
 )
 from zart._execution._context import current_execution, current_step
+from zart._execution._identifiers import child_id
 from zart._execution._journal import ExecutionContext, Suspend
 from zart._execution._naming import check_name
 from zart._serde import Codec, codec_for, return_codec
@@ -49,7 +52,7 @@ def _context(kind: str, name: str) -> ExecutionContext | None:
     check_name(name, f"{kind} name")
     inside = current_step.get()
     if inside is not None:
-        raise ZartError(
+        raise UsageError(
             f"zart.{kind}({name!r}) was called inside the body of step {inside!r}; "
             "durable primitives belong in the durable function, not in a step"
         )
@@ -57,19 +60,35 @@ def _context(kind: str, name: str) -> ExecutionContext | None:
     return ctx if isinstance(ctx, ExecutionContext) else None
 
 
-def _seconds(duration: float | timedelta) -> float:
-    seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
-    if seconds < 0:
-        raise ValueError(f"sleep duration must not be negative, got {duration!r}")
+# The longest sleep, wait or deadline zart accepts: stored times stay far inside what
+# datetime can show (year 9999), and a typo such as 1e12 seconds fails loudly.
+MAX_WAIT_SECONDS = 100 * 366 * 86400.0
+
+
+def _seconds(duration: float | timedelta, what: str = "sleep duration") -> float:
+    try:
+        seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(
+            f"{what} must be a number of seconds or a timedelta, got {duration!r}"
+        ) from None
+    if math.isnan(seconds) or seconds < 0 or seconds > MAX_WAIT_SECONDS:
+        raise ValueError(
+            f"{what} must be between 0 and {MAX_WAIT_SECONDS:.0f} seconds (100 years), "
+            f"got {duration!r}"
+        )
     return seconds
 
 
 def _timestamp(when: datetime) -> float:
-    if when.tzinfo is None:
+    if not isinstance(when, datetime) or when.tzinfo is None:
         raise ValueError(
             "sleep_until needs a timezone-aware datetime (e.g. datetime.now(timezone.utc))"
         )
-    return when.timestamp()
+    target = when.timestamp()
+    if target - time.time() > MAX_WAIT_SECONDS:
+        raise ValueError(f"sleep_until {when.isoformat()} is more than 100 years away")
+    return target
 
 
 async def sleep(name: str, duration: float | timedelta) -> None:
@@ -120,8 +139,11 @@ async def wait_for_event(name: str, timeout: float | timedelta | None = None) ->
 
     An event sent before the wait is reached is kept and delivered; each event
     reaches one wait exactly once. With ``timeout`` a missing event raises
-    :class:`EventTimeoutError` (catchable) instead of waiting forever.
+    :class:`EventTimeoutError` (catchable) instead of waiting forever. The deadline
+    is absolute: restarts do not extend it, and an event sent after it is not
+    delivered to this wait (it stays for a later one).
     """
+    seconds = _seconds(timeout, "timeout") if timeout is not None else None
     ctx = _context("wait_for_event", name)
     if ctx is None:
         raise ZartError("zart.wait_for_event() only works inside a durable execution")
@@ -130,17 +152,22 @@ async def wait_for_event(name: str, timeout: float | timedelta | None = None) ->
         return json.loads(entry.record.output or "null") if entry.record else None
     if entry.failed:
         raise EventTimeoutError(f"event {name!r} did not arrive before its timeout")
+    output = entry.record.output if entry.record is not None else None
+    stored = output is not None
+    # The deadline set by the first run: restarts do not extend it, and an event sent
+    # after it is late (left for a later wait), even if this run only now looks.
+    deadline = json.loads(output) if output is not None else None
     try:
-        payload = ctx.journal.consume_event_into_step(ctx.token, ctx.execution_id, name, entry.seq)
+        payload = ctx.journal.consume_event_into_step(
+            ctx.token, ctx.execution_id, name, entry.seq, sent_by=deadline
+        )
     except LeaseGone:
         raise ctx.lost() from None
     if payload is not NO_EVENT:
         ctx.executed += 1
         return json.loads(payload) if isinstance(payload, str) else None
-    if entry.record is not None and entry.record.output is not None:
-        deadline = json.loads(entry.record.output)  # set by the first run: restarts keep it
-    else:
-        deadline = time.time() + _seconds(timeout) if timeout is not None else None
+    if not stored:
+        deadline = time.time() + seconds if seconds is not None else None
         entry.write(WAITING, json.dumps(deadline), finished=False)
     if deadline is not None and time.time() >= deadline:
         timed_out = {"type": "zart.EventTimeoutError", "message": f"event {name!r} timed out"}
@@ -203,8 +230,10 @@ async def run_child(
 ) -> T:
     """Run another durable function as a child execution and return its result.
 
-    The child's id is ``"<parent id>/<name>"``, so after a crash of either the
-    parent finds the same child again instead of starting a second one.
+    The child's id is ``"<parent id>/<name>"`` (``/`` and ``%`` in the name escaped,
+    a long id shortened with a hash), so after a crash of either the parent finds the
+    same child again instead of starting a second one, and no other call's child or
+    user-chosen id can be taken for it.
     """
     ctx = _context("run_child", name)
     if ctx is None:
@@ -212,27 +241,27 @@ async def run_child(
     if ctx.runner is None:
         raise ZartError("run_child needs the engine that runs the parent")
     entry = ctx.entry(name, "child", _caller_site())
-    child_id = f"{ctx.execution_id}/{name}"
+    child = child_id(ctx.execution_id, name)
     if entry.done and entry.record is not None:
         return durable_fn.result_codec.loads(entry.record.output or "null")  # type: ignore[no-any-return]
     if entry.failed and entry.record is not None:
         data = json.loads(entry.record.error or "{}")
         raise TaskError(
             str(data.get("message", "")),
-            execution_id=child_id,
+            execution_id=child,
             error_type=str(data.get("type", "TaskError")),
         )
-    ctx.runner.create(durable_fn, args, kwargs, child_id, parent_id=ctx.execution_id)
+    ctx.runner.create(durable_fn, args, kwargs, child, parent_id=ctx.execution_id)
     try:
-        result = await _drive_child(ctx, durable_fn, child_id)
+        result = await _drive_child(ctx, durable_fn, child)
     except TaskError as exc:
         error = exc
         if isinstance(exc, ExecutionCancelledError):
             # The child was cancelled, not this execution: for the parent that is an
             # ordinary (catchable) failure of the call, stored like any other.
             error = TaskError(
-                f"child execution {child_id!r} was cancelled",
-                execution_id=child_id,
+                f"child execution {child!r} was cancelled",
+                execution_id=child,
                 error_type="ExecutionCancelledError",
             )
         failure = {"type": error.error_type or "TaskError", "message": error.message}
@@ -249,7 +278,7 @@ _PARENT_CHECK_SECONDS = 0.25
 
 
 async def _drive_child(
-    ctx: ExecutionContext, durable_fn: DurableFunction[..., Any], child_id: str
+    ctx: ExecutionContext, durable_fn: DurableFunction[..., Any], child: str
 ) -> Any:
     """Run (or wait for) the child to its end, while watching the parent.
 
@@ -260,7 +289,7 @@ async def _drive_child(
     assert runner is not None
     token = current_execution.set(None)  # the child runs under its own context
     try:
-        drive = asyncio.ensure_future(runner.drive_until_done(durable_fn, child_id))
+        drive = asyncio.ensure_future(runner.drive_until_done(durable_fn, child))
     finally:
         current_execution.reset(token)
     try:
@@ -275,7 +304,7 @@ async def _drive_child(
                     stop = ctx.lost()
             if stop is not None:
                 if isinstance(stop, ExecutionCancelledError):
-                    runner.cancel(child_id)
+                    runner.cancel(child)
                 raise stop
     finally:
         if not drive.done():

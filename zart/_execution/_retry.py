@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from zart._errors import StepError
+from zart._errors import StepError, UsageError
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,8 @@ class RetryPolicy:
     capped at ``max_delay``; with ``jitter`` each delay is drawn uniformly from
     [delay/2, delay] so that many executions failing together do not retry in
     lock-step. Only exceptions that are instances of ``retry_on`` are retried;
-    a :class:`StepError` with ``retryable=False`` never is.
+    a :class:`StepError` with ``retryable=False`` never is, nor a misuse of zart
+    (a step awaited inside another step's body, for example).
     """
 
     max_attempts: int = 3
@@ -41,6 +42,8 @@ class RetryPolicy:
             return False
         if isinstance(exc, StepError) and not exc.retryable:
             return False
+        if isinstance(exc, UsageError):
+            return False  # a programming error: another attempt would fail the same way
         return isinstance(exc, self.retry_on)
 
     def delay(self, attempt: int) -> float:
@@ -51,5 +54,4 @@ class RetryPolicy:
         return base
 
 
-NO_RETRY = RetryPolicy(max_attempts=1)
 DEFAULT_RETRY = RetryPolicy()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import sys
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from zart._errors import StepError, StepNameError, ZartError
+from zart._errors import StepError, StepNameError, StepTimeoutError, UsageError
 from zart._execution._context import current_execution, current_step, current_transaction
 from zart._execution._naming import NameTemplate, check_name
 from zart._execution._retry import DEFAULT_RETRY, RetryPolicy
@@ -59,7 +60,12 @@ class Step(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> StepCall[R]:
         frame = sys._getframe(1)
-        return StepCall(self, args, kwargs, (frame.f_code.co_filename, frame.f_lineno))
+        call = StepCall(self, args, kwargs, (frame.f_code.co_filename, frame.f_lineno))
+        inside = current_step.get()
+        if inside is not None:
+            # Checked here too, not only when awaited: a plain-def body cannot await.
+            raise _nested(call, inside)
+        return call
 
     def __repr__(self) -> str:
         return f"<zart step {self.template.template!r} ({self.fn.__qualname__})>"
@@ -86,7 +92,8 @@ class Step(Generic[P, R]):
             # every other execution sharing the event loop.
             coro = asyncio.to_thread(self.fn, *args, **kwargs)  # type: ignore[arg-type]
         if timeout is not None:
-            return await asyncio.wait_for(coro, timeout)  # type: ignore[arg-type]
+            bounded: R = await _bounded(coro, timeout)
+            return bounded
         return await coro  # type: ignore[misc,no-any-return]
 
     def _run_without_yielding(self, coro: Any) -> R:
@@ -158,11 +165,7 @@ class StepCall(Generic[R]):
     async def _run(self) -> R:
         inside = current_step.get()
         if inside is not None:
-            raise ZartError(
-                f"step {self.name!r} was called inside the body of step {inside!r}; a step's "
-                "body runs outside the durable journal, so call both steps from the durable "
-                "function instead"
-            )
+            raise _nested(self, inside)
         ctx = current_execution.get()
         if ctx is None:
             # Outside a durable execution a step is just its function (unit tests).
@@ -179,6 +182,35 @@ class StepCall(Generic[R]):
 
     def __repr__(self) -> str:
         return f"<StepCall {self.name!r}>"
+
+
+async def _bounded(body: Any, timeout: float) -> Any:
+    """Run ``body`` for at most ``timeout`` seconds. Once the timeout has fired the
+    attempt has failed, whatever the body does with its cancellation: a body that
+    catches CancelledError and returns a value is not a completed step (unlike
+    asyncio.wait_for, which would hand back that value)."""
+    task = asyncio.ensure_future(body)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()  # the caller was cancelled: the body goes with it
+        raise
+    if done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task  # let it run its cleanup; its value or error no longer counts
+    raise StepTimeoutError(f"step attempt timed out after {timeout:g} s")
+
+
+def _nested(call: StepCall[Any], inside: str) -> UsageError:
+    return UsageError(
+        f"step {call.name!r} was called inside the body of step {inside!r}. A step's body "
+        "runs outside the durable journal: the inner call would get no checkpoint of its own "
+        "and be retried with the outer step. Call both steps from the durable function, or "
+        f"call the plain function (`{call.step.fn.__name__}.fn(...)`) if it is part of the "
+        "outer step's work"
+    )
 
 
 @overload

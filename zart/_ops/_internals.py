@@ -7,9 +7,19 @@ packages are being reorganised: when one of them moves, only these imports chang
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from zart._engine._admin import AuditEntry
 from zart._errors import InvalidInputError
 from zart._execution._durable import lookup, registered_names
+from zart._execution._identifiers import (
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    check_durable_name,
+    check_event_name,
+    check_execution_id,
+    check_step_name,
+)
 from zart._store import (
     ACTIVE_STATUSES,
     ALL_STATUSES,
@@ -18,12 +28,26 @@ from zart._store import (
     STEP_RETRYING,
     TERMINAL_STATUSES,
     ExecutionRecord,
+    JournalStore,
     RaceLost,
+    StepRecord,
 )
+
+if TYPE_CHECKING:
+    from zart import Zart
+
+
+def step_records(app: Zart, execution_id: str) -> dict[str, StepRecord]:
+    """Every checkpoint of one execution with its output and error in full (the public
+    ``Zart.steps`` gives previews): the web view's step detail, on demand."""
+    return JournalStore(app.ops_store.db).load_steps(execution_id)
+
 
 __all__ = [
     "ACTIVE_STATUSES",
     "ALL_STATUSES",
+    "MAX_ID_LENGTH",
+    "MAX_NAME_LENGTH",
     "STEP_COMPLETED",
     "STEP_FAILED",
     "STEP_RETRYING",
@@ -32,6 +56,12 @@ __all__ = [
     "ExecutionRecord",
     "InvalidInputError",
     "RaceLost",
+    "StepRecord",
+    "check_durable_name",
+    "check_event_name",
+    "check_execution_id",
+    "check_step_name",
     "lookup",
     "registered_names",
+    "step_records",
 ]

@@ -51,6 +51,7 @@ SCHEMAS: dict[str, Any] = {
             "durable_name": _STR,
             "status": _STATUS,
             "attempts": _INT,
+            "recoveries": {**_INT, "description": "runs that took over from a lost owner"},
             "created_at": _TIME,
             "updated_at": _TIME,
             "started_at": _NULLABLE_TIME,
@@ -96,6 +97,62 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "StepList": _record({"execution_id": _STR, "items": _list_of("Step")}),
+    "ExecutionOverview": {
+        "allOf": [
+            _ref("Execution"),
+            _record(
+                {
+                    "input_size": {"type": "integer", "description": "characters of stored JSON"},
+                    "input_preview": _NULLABLE_STR,
+                    "result_size": {"type": ["integer", "null"]},
+                    "result_preview": _NULLABLE_STR,
+                }
+            ),
+        ]
+    },
+    "ExecutionInput": _record({"execution_id": _STR, "input": {"description": "stored input"}}),
+    "ExecutionResult": _record(
+        {"execution_id": _STR, "status": _STATUS, "result": {"description": "null until done"}}
+    ),
+    "Timeline": _record(
+        {
+            "execution_id": _STR,
+            "status": _STATUS,
+            "origin": {"type": "number", "description": "Unix seconds; step starts count from it"},
+            "count": _INT,
+            "kinds": {"type": "array", "items": _STR},
+            "statuses": {"type": "array", "items": _STR},
+            "name": {"type": "array", "items": _STR},
+            "seq": {"type": "array", "items": _INT},
+            "kind": {"type": "array", "items": _INT, "description": "index into kinds"},
+            "step_status": {"type": "array", "items": _INT, "description": "index into statuses"},
+            "attempts": {"type": "array", "items": _INT},
+            "start": {"type": "array", "items": {"type": ["number", "null"]}, "description": "ms"},
+            "duration": {"type": "array", "items": {"type": ["number", "null"]}},
+            "errors": {"type": "object", "description": "step index → error line"},
+        }
+    ),
+    "StepDetail": _record(
+        {
+            "execution_id": _STR,
+            "name": _STR,
+            "seq": _INT,
+            "kind": _STR,
+            "status": _STR,
+            "attempts": _INT,
+            "started_at": _NULLABLE_TIME,
+            "finished_at": _NULLABLE_TIME,
+            "duration": {"type": ["number", "null"]},
+            "fingerprint": _NULLABLE_STR,
+            "output_size": {"type": ["integer", "null"]},
+            "output": {"description": "the stored output (JSON), in full"},
+            "error": {
+                "type": ["object", "null"],
+                "description": "type, message, traceback (and details) as stored",
+            },
+            "error_line": _NULLABLE_STR,
+        }
+    ),
     "StartRequest": _object(
         {
             "durable": {"type": "string", "description": "registered durable name"},
@@ -148,12 +205,32 @@ def _err(description: str) -> dict[str, Any]:
     return _json(description, "Error")
 
 
+ID_ENCODING = (
+    "The execution id as ONE path segment, percent-encoded (RFC 3986): '/' is %2F, "
+    "'%' is %25, a space %20, non-ASCII characters their UTF-8 bytes (é is %C3%A9); "
+    "encodeURIComponent(id) in JavaScript, urllib.parse.quote(id, safe='') in Python. "
+    "The server routes on the raw path, so every id is reachable, also one ending in "
+    "'/steps' or '/cancel'. An id written with a raw '/' (child executions are "
+    "'<parent>/<name>') is found too when its last part is not an action name. "
+    "1 to 255 characters, no control characters (422 otherwise)."
+)
 _ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string"},
-    "description": "execution id (may contain '/': child executions are '<parent>/<name>')",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": ID_ENCODING,
+    "examples": {
+        "child": {"summary": "p/child-1", "value": "p%2Fchild-1"},
+        "odd": {"summary": "50% off/é x", "value": "50%25%20off%2F%C3%A9%20x"},
+    },
+}
+_STEP = {
+    "name": "step",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 512},
+    "description": "the step name, percent-encoded like the id",
 }
 _LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}}
 
@@ -217,7 +294,13 @@ def _probe_paths() -> dict[str, Any]:
         "description": "OpenAPI 3.1",
         "content": {"application/json": {"schema": {"type": "object"}}},
     }
-    ready = {"200": _json("ready", "Health"), "503": _err("the database is unreachable")}
+    ready = {
+        "200": _json("ready", "Health"),
+        "503": _err(
+            "the database did not answer within 1.5 s, or the server is shutting down "
+            "(Retry-After); a caller holding the token also gets the database's `detail`"
+        ),
+    }
     return {
         "/healthz": {
             "get": _op(
@@ -277,8 +360,34 @@ def _execution_paths() -> dict[str, Any]:
     detail = _json("the execution", "ExecutionDetail")
     return {
         x: {"get": _on_id("One execution, with its input and result", {"200": detail})},
+        x + "/overview": {
+            "get": _on_id(
+                "One execution with the size and a preview of its input and result "
+                "(what a page refreshing every second should fetch)",
+                {"200": _json("the execution", "ExecutionOverview")},
+            )
+        },
+        x + "/input": {
+            "get": _on_id("Its stored input, in full", {"200": _json("input", "ExecutionInput")})
+        },
+        x + "/result": {
+            "get": _on_id("Its stored result, in full", {"200": _json("result", "ExecutionResult")})
+        },
         x + "/steps": {
             "get": _on_id("Its steps, in call order", {"200": _json("steps", "StepList")})
+        },
+        x + "/steps/{step}": {
+            "get": _on_id(
+                "One step in full: output, error with its traceback",
+                {"200": _json("the step", "StepDetail")},
+                query=_STEP,
+            )
+        },
+        x + "/timeline": {
+            "get": _on_id(
+                "Every step, column by column (about 40 bytes a step): the web view's timeline",
+                {"200": _json("the steps", "Timeline")},
+            )
         },
         x + "/wait": {
             "get": _on_id(
@@ -314,8 +423,13 @@ def _write_paths() -> dict[str, Any]:
         },
         x + "/events": {
             "post": _on_id(
-                "Deliver an event to a wait_for_event (kept until consumed)",
-                {"202": _json("stored", "EventResult"), "422": _E422},
+                "Deliver an event to a wait_for_event (kept until consumed); "
+                "409 when the execution has finished (nothing is stored)",
+                {
+                    "202": _json("stored", "EventResult"),
+                    "409": _err("the execution has finished: nothing can wait for the event"),
+                    "422": _E422,
+                },
                 _body("EventRequest"),
             )
         },
@@ -351,14 +465,40 @@ def _metrics_path() -> dict[str, Any]:
     }
 
 
+# Answers of the checks every request passes (``zart._ops.api._guard``), and of the
+# database gate.
+GUARD_RESPONSES = {
+    "400": _err("the Host header names no host this server serves (DNS rebinding)"),
+    "403": _err("a cross-origin request (Origin / Sec-Fetch-Site) not allowed"),
+    "413": _err("the body is larger than the server's limit (--max-body)"),
+    "415": _err("not Content-Type: application/json"),
+    "503": _err(
+        "the database did not answer in time, or the server is shutting down (a long "
+        "poll); retry after Retry-After seconds"
+    ),
+}
+
+
+def _guard_responses(path: str, method: str, op: dict[str, Any]) -> None:
+    responses = op["responses"]
+    if "security" not in op:
+        responses.setdefault("401", _err("missing or wrong bearer token"))
+    if path not in ("/healthz", "/readyz"):
+        responses.setdefault("400", GUARD_RESPONSES["400"])
+    if method == "post":
+        for status in ("403", "413", "415"):
+            responses.setdefault(status, GUARD_RESPONSES[status])
+    if path.startswith("/api/") or path == "/metrics":
+        responses.setdefault("503", GUARD_RESPONSES["503"])
+
+
 def _paths(metrics: bool) -> dict[str, Any]:
     paths = {**_probe_paths(), **_list_paths(), **_execution_paths(), **_write_paths()}
     if metrics:
         paths.update(_metrics_path())
-    for item in paths.values():
-        for op in item.values():
-            if "security" not in op:
-                op["responses"].setdefault("401", _err("missing or wrong bearer token"))
+    for path, item in paths.items():
+        for method, op in item.items():
+            _guard_responses(path, method, op)
     # The module-level pieces (_E404, _ID...) are shared: a caller editing the document
     # must not reach them.
     return copy.deepcopy(paths)
@@ -373,7 +513,10 @@ def openapi_document(*, metrics: bool = False, token: bool = True) -> dict[str, 
             "title": "zart",
             "version": __version__,
             "description": "Operations API of the zart durable-execution runtime. "
-            "Errors are {error, message} JSON. Served by `zart serve`.",
+            "Errors are {error, message} JSON. Served by `zart serve`. Execution ids in "
+            "paths are percent-encoded, one path segment: " + ID_ENCODING + " "
+            "State-changing requests (POST) must be Content-Type: application/json and, "
+            "from a browser, same-origin.",
         },
         "components": {
             "schemas": copy.deepcopy(SCHEMAS),

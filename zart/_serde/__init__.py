@@ -24,9 +24,11 @@ Encodings (what a stored row looks like)
 * ``None``/``bool``/``int``/``str``: JSON as is. ``float``: JSON number; NaN and
   the infinities as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
 * ``bytes``/``bytearray``: base64 string. ``Decimal``: its exact string.
-  ``UUID``/``Path``: string. ``datetime``/``date``/``time``: ISO 8601 (tz-aware
-  values keep their offset, naive ones stay naive; a ``zoneinfo.ZoneInfo`` zone is
-  kept as an RFC 9557 suffix, ``"...+01:00[Europe/Paris]"``).
+  ``UUID``/``Path``: string. ``date``: ISO 8601 ``"2024-02-29"``.
+  ``datetime``/``time``: ISO 8601 (``isoformat()``: the wall time, plus the UTC
+  offset when there is one), followed by RFC 9557-style suffixes only where the ISO
+  text alone would lose something (see "Dates, times and zones" below):
+  ``"2024-10-27T02:30:00+01:00[Europe/Paris][_fold=1]"``.
   ``timedelta``: ``[days, seconds, microseconds]`` (exact).
 * ``Enum``: its value. ``Literal``: the literal.
 * ``list``/``tuple``/``set``/``frozenset``/``deque``: JSON array.
@@ -69,13 +71,47 @@ Type choices (documented contract)
   object are ignored and missing fields with defaults get their default, so adding
   or removing a defaulted field does not break replay of old rows.
 
+Dates, times and zones
+----------------------
+A ``datetime`` or ``time`` comes back equal, of the same type, with the same
+``fold`` and the same kind of tzinfo; otherwise it is refused when encoding:
+
+* naive: stays naive (``"2024-01-01T09:00:00"``);
+* ``timezone.utc`` and unnamed ``timezone(offset)``: the offset
+  (``"...T09:00:00+05:30"``) decodes to ``timezone.utc`` / ``timezone(offset)``;
+* a named ``timezone(offset, "IST")``: ``"...+05:30[_tzname=IST]"`` (``%``, ``[``
+  and ``]`` in the name escaped as ``%25``, ``%5B``, ``%5D``);
+* ``zoneinfo.ZoneInfo(key)``: ``"...+01:00[Europe/Paris]"`` for a ``datetime``
+  (wall time, offset and zone: also a wall time in the gap of a DST change), and
+  ``"09:00:00[Europe/Paris]"`` for a ``time``; decodes to ``ZoneInfo(key)`` (the
+  cached instance, from this machine's tz database);
+* ``fold=1`` (PEP 495; e.g. the second 02:30 of a DST change) adds ``[_fold=1]``.
+
+Refused (``SerializationError`` naming the path and the tzinfo's type, before
+anything is stored): any other tzinfo, because replay could not rebuild it: custom
+``tzinfo`` subclasses, pytz and dateutil zones, ``ZoneInfo`` subclasses, a
+``ZoneInfo.from_file`` zone without a key, and a key that is not an IANA-style name
+or that ``ZoneInfo(key)`` cannot load. Convert with ``.astimezone(ZoneInfo(...))``
+or ``.replace(tzinfo=timezone(...))``. ``date`` has no tzinfo and is unaffected.
+
+Decoding builds only ``timezone(offset[, name])`` and ``ZoneInfo(key)`` for a key
+of ``/``-separated names made of letters, digits, ``_``, ``+``, ``-`` (no ``.``, no
+leading ``/``, at most 255 characters): a row cannot make decoding read a file
+outside the tz database. Older rows decode as before: plain ISO text (fixed
+offsets), and ``[zone]`` rows written without ``[_fold=1]`` (the stored offset
+then picks the fold). When a zone's rules changed since the row was written (the
+stored offset no longer fits the wall time), the stored instant is kept.
+
 Limitations
 -----------
 * Sets are stored in iteration order (not sorted): equal sets may produce
   different rows; decoding is unaffected. :func:`fingerprint` does sort.
-* ``timezone`` and ``ZoneInfo`` tzinfos come back as they were; other tzinfo
-  implementations (pytz, dateutil) come back as a fixed-offset ``timezone`` (same
-  instant, equal, different tzinfo object). ``time`` values keep a fixed offset only.
+* A ``ZoneInfo`` is stored by its key: one built with ``ZoneInfo.from_file(f,
+  key=...)`` or ``ZoneInfo.no_cache`` comes back as ``ZoneInfo(key)`` (equal
+  values; the zone's rules are this machine's).
+* Pydantic models store their own ``datetime`` fields: pydantic's JSON mode keeps
+  only the offset, so an aware datetime in a model comes back with pydantic's
+  fixed-offset ``TzInfo`` (equal, same instant). Use a dataclass to keep the zone.
 * Not supported (SerializationError on first use): ``defaultdict``, ``Callable``,
   ``type[...]``, ``complex``, and classes that are not dataclasses, NamedTuples,
   TypedDicts, pydantic models, enums or subclasses of ``str``/``int``/``float``/
@@ -97,6 +133,7 @@ Each module imports only from the ones listed before it:
 * ``_node``: the compiled :class:`Node`, the internal failure carrying the error
   path, shared constants.
 * ``_types``: annotation introspection (names, special forms, type hints).
+* ``_temporal``: the text of ``datetime`` and ``time`` values, tzinfo and fold included.
 * ``_scalars``: nodes for scalar types.
 * ``_tagged``: the self-describing encoding used under ``Any``.
 * ``_containers``, ``_unions``, ``_classes``: node factories that take the

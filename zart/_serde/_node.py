@@ -48,6 +48,11 @@ class Fail(Exception):
         return f"cannot deserialize stored value at {self.where(root)}: {self.reason}"
 
 
+class Refused(Fail):
+    """An encoding failure of a value of the right type that cannot be stored faithfully
+    (e.g. a datetime with a custom tzinfo): unions report it instead of a bare mismatch."""
+
+
 def vname(v: object) -> str:
     """The type name of a value, as messages show it (no ``<locals>`` prefix)."""
     t = type(v)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import sys
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from zart._serde._node import STR_KINDS, Fail, Node, NoneType, expected, mismatch, vname
+from zart._serde._temporal import dt_from, dt_to, time_from, time_to
 
 
 def _enc_none(v: Any) -> Any:
@@ -114,6 +114,8 @@ def str_scalar(
         if isinstance(v, cls):
             try:
                 return to_s(v)
+            except Fail:
+                raise
             except Exception as e:
                 raise Fail(f"cannot encode {name}: {e}", vname(v), e) from None
         raise mismatch(name, v)
@@ -135,29 +137,6 @@ def b64(v: bytes | bytearray) -> str:
 
 def unb64(s: str) -> bytes:
     return base64.b64decode(s, validate=True)
-
-
-def dt_to(v: _dt.datetime) -> str:
-    """ISO 8601, with an RFC 9557 ``[zone]`` suffix for a ``zoneinfo.ZoneInfo`` tzinfo."""
-    s = v.isoformat()
-    tz = v.tzinfo
-    if tz is not None and type(tz) is not _dt.timezone:
-        zi = sys.modules.get("zoneinfo")
-        key = getattr(tz, "key", None)
-        # Keep the IANA zone so the value comes back with the same tzinfo (an offset
-        # alone would come back as a fixed-offset timezone: equal, but not the same).
-        if zi is not None and isinstance(tz, zi.ZoneInfo) and isinstance(key, str):
-            s = f"{s}[{key}]"
-    return s
-
-
-def dt_from(s: str) -> _dt.datetime:
-    if s.endswith("]"):
-        i = s.find("[")
-        from zoneinfo import ZoneInfo
-
-        return _dt.datetime.fromisoformat(s[:i]).astimezone(ZoneInfo(s[i + 1 : -1]))
-    return _dt.datetime.fromisoformat(s)
 
 
 def _date_to(v: _dt.date) -> str:
@@ -207,7 +186,7 @@ SCALARS: dict[Any, Node] = {
     bytearray: str_scalar("bytearray", bytearray, b64, lambda s: bytearray(unb64(s))),
     _dt.datetime: str_scalar("datetime", _dt.datetime, dt_to, dt_from),
     _dt.date: str_scalar("date", _dt.date, _date_to, _date_from),
-    _dt.time: str_scalar("time", _dt.time, _dt.time.isoformat, _dt.time.fromisoformat),
+    _dt.time: str_scalar("time", _dt.time, time_to, time_from),
     Decimal: str_scalar("Decimal", Decimal, str, Decimal),
     uuid.UUID: str_scalar("UUID", uuid.UUID, str, uuid.UUID),
 }

@@ -28,7 +28,8 @@ from zart._serde._node import (
     items_mapper,
     vname,
 )
-from zart._serde._scalars import FLOAT_SPECIAL, b64, dt_from, dt_to, td_from, td_to, unb64
+from zart._serde._scalars import FLOAT_SPECIAL, b64, td_from, td_to, unb64
+from zart._serde._temporal import dt_from, dt_to, time_from, time_to
 from zart._serde._types import is_pydantic_instance
 
 # --- encoding --------------------------------------------------------------------------
@@ -106,7 +107,7 @@ _ANY_ENC: dict[type, Fn] = {
     bytearray: lambda v: {"$bytearray": b64(v)},
     _dt.datetime: lambda v: {"$datetime": dt_to(v)},
     _dt.date: lambda v: {"$date": v.isoformat()},
-    _dt.time: lambda v: {"$time": v.isoformat()},
+    _dt.time: lambda v: {"$time": time_to(v)},
     _dt.timedelta: lambda v: {"$timedelta": td_to(v)},
     Decimal: lambda v: {"$decimal": str(v)},
     uuid.UUID: lambda v: {"$uuid": str(v)},
@@ -175,7 +176,7 @@ _ANY_TAGS: dict[str, Fn] = {
     "$bytearray": lambda x: bytearray(unb64(_want(str, "a base64 string", x))),
     "$datetime": lambda x: dt_from(_want(str, "an ISO datetime", x)),
     "$date": lambda x: _dt.date.fromisoformat(_want(str, "an ISO date", x)),
-    "$time": lambda x: _dt.time.fromisoformat(_want(str, "an ISO time", x)),
+    "$time": lambda x: time_from(_want(str, "an ISO time", x)),
     "$timedelta": td_from,
     "$decimal": lambda x: Decimal(_want(str, "a decimal string", x)),
     "$uuid": lambda x: uuid.UUID(_want(str, "a UUID string", x)),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zart._serde._node import STR_KINDS, Fail, Fn, Node, NoneType, expected, mismatch
+from zart._serde._node import STR_KINDS, Fail, Fn, Node, NoneType, Refused, expected, mismatch
 from zart._serde._scalars import NONE
 
 TAG_TYPE = "$type"
@@ -101,8 +101,8 @@ def _union_encoder(
                     if best is None or (e.path and not best.path):
                         best = e
             else:
-                if best is not None and best.path:
-                    raise best  # a member matched the outer type but failed inside: say where
+                if best is not None and (best.path or isinstance(best, Refused)):
+                    raise best  # a member matched the outer type but failed inside: say why
                 raise mismatch(name, v)
         if kind_owner.get(type(obj)) is chosen and not _is_tag_shaped(obj):
             return obj

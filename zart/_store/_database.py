@@ -10,20 +10,24 @@ and zart errors.
 from __future__ import annotations
 
 import functools
+import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy import URL, Connection, Engine, insert, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from zart._errors import ZartError
+from zart._errors import DatabaseUnavailableError, StorageError, ZartError
 from zart._store import _schema as s
-from zart._store._errors import is_disconnect, unavailable
+from zart._store._errors import advice, describe, is_database_error, is_disconnect, unavailable
 from zart._store._queries import CHECKPOINT_TEMPLATE
 from zart._store._records import StepRecord
+
+log = logging.getLogger("zart.storage")
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,11 +38,14 @@ class Database:
 
     # Appended to the checkpoint's lease check (see CHECKPOINT_TEMPLATE).
     checkpoint_row_lock = ""
+    # How long one operation retries transient errors (see run()); a backend sets it.
+    retry_seconds = 0.0
 
     def __init__(self, engine: Engine, url_for_messages: str) -> None:
         self.engine = engine
         self.url = url_for_messages  # password masked: safe to print
         self._local = threading.local()
+        self._state = threading.local()
         self._migrated = False
         self._migrate_lock = threading.Lock()
         self.checkpoint_sql = CHECKPOINT_TEMPLATE.format(row_lock=self.checkpoint_row_lock)
@@ -54,14 +61,64 @@ class Database:
         """Serialize concurrent migrations from several processes (called in a write tx)."""
 
     def run(self, what: str, op: Callable[[], T], *, budget: float | None = None) -> T:
-        """The boundary every store operation passes: ``op()`` once here; a backend may
-        retry transient errors (``attempt`` then tells ``op`` which try it is)."""
-        return op()
+        """The boundary every store operation passes: run ``op()``; retry it with backoff,
+        on a fresh connection, while it fails with an error :meth:`is_transient` accepts,
+        for at most ``budget`` seconds (default ``retry_seconds``); then raise
+        DatabaseUnavailableError. Any other database error becomes a StorageError that
+        names the database. ``attempt`` tells ``op`` which try it is (0 first)."""
+        state = self._state
+        if getattr(state, "depth", 0):
+            return op()  # nested in an operation that already retries
+        state.depth = 1
+        state.attempt = 0
+        try:
+            return self._retry_loop(what, op, self.retry_seconds if budget is None else budget)
+        finally:
+            state.depth = 0
+            state.attempt = 0
+
+    def _retry_loop(self, what: str, op: Callable[[], T], budget: float) -> T:
+        delay = 0.05
+        deadline: float | None = None
+        while True:
+            try:
+                return op()
+            except Exception as exc:
+                if not self.is_transient(exc):
+                    raise self._permanent(what, exc) from exc
+                self.drop_connection()
+                now = time.monotonic()
+                deadline = now + budget if deadline is None else deadline
+                self._state.attempt += 1
+                pause = delay * random.uniform(0.5, 1.0)
+                if now + pause > deadline:
+                    if isinstance(exc, DatabaseUnavailableError):
+                        raise
+                    raise unavailable(exc, self.url, budget) from exc
+                log.warning(
+                    "database error during %s (%s); retry %d in %.2fs",
+                    what, describe(exc), self._state.attempt, pause,
+                )  # fmt: skip
+                time.sleep(pause)
+                delay = min(delay * 2, 2.0)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (or what caused it) is a database error worth retrying."""
+        return False
+
+    def _permanent(self, what: str, exc: Exception) -> Exception:
+        """A database error that retrying will not fix, as a StorageError naming the
+        database; zart's own errors and the caller's pass through unchanged."""
+        if isinstance(exc, ZartError) or not is_database_error(exc):
+            return exc
+        return StorageError(
+            f"the database at {self.url} refused {what}: {describe(exc)}. {advice(exc)}"
+        )
 
     @property
     def attempt(self) -> int:
         """0 on an operation's first try, then 1, 2... (see :meth:`run`)."""
-        return 0
+        return int(getattr(self._state, "attempt", 0))
 
     def outcome_unknown(self, exc: BaseException) -> bool:
         """Did ``exc`` break the connection while committing (so the write may be in)?"""
@@ -135,23 +192,52 @@ class Database:
         try:
             with conn.begin():
                 self.lock_for_migration(conn)
+                self._check_recognised(conn)
                 version = s.current_version(conn)
-                if version > s.LATEST_VERSION:
-                    raise ZartError(
-                        f"the database at {self.url} has zart schema version {version}, "
-                        f"newer than this zart understands ({s.LATEST_VERSION}); upgrade zart"
-                    )
+                if version < s.LATEST_VERSION:
+                    s.schema_version.create(conn, checkfirst=True)
                 for number, migrate in s.MIGRATIONS:
                     if number > version:
                         migrate(conn)
                         conn.execute(
                             insert(s.schema_version).values(version=number, applied_at=time.time())
                         )
+                if version < s.LATEST_VERSION:
+                    self._check_columns(conn)  # once, after migrating: not on every start
         except DBAPIError as exc:
             if is_disconnect(exc) or isinstance(exc, OperationalError):
                 self.drop_connection()
+                if not self.is_transient(exc) and not is_disconnect(exc):
+                    raise self._permanent("its schema check", exc) from exc
                 raise unavailable(exc, self.url) from exc
             raise
+
+    def _check_recognised(self, conn: Connection) -> None:
+        """Nothing is written to a database whose zart tables zart did not create, nor to
+        one a newer zart migrated."""
+        foreign = s.foreign_tables(conn)
+        if foreign:
+            raise StorageError(
+                f"the database at {self.url} has tables named like zart's ({', '.join(foreign)}) "
+                "but no zart schema version, so zart did not create them and will not write "
+                "to them: use another database, or drop those tables"
+            )
+        version = s.current_version(conn)
+        if version > s.LATEST_VERSION:
+            raise StorageError(
+                f"the database at {self.url} has zart schema version {version}, "
+                f"newer than this zart understands ({s.LATEST_VERSION}); upgrade zart"
+            )
+
+    def _check_columns(self, conn: Connection) -> None:
+        missing = s.missing_columns(conn)
+        if missing:
+            listed = "; ".join(f"{t}: {', '.join(cols)}" for t, cols in sorted(missing.items()))
+            raise StorageError(
+                f"the zart tables in the database at {self.url} lack what this zart needs "
+                f"({listed}); they were changed outside zart. Run `zart db upgrade`, or use "
+                "another database"
+            )
 
     def schema_version(self) -> int:
         def read() -> int:
@@ -168,6 +254,21 @@ class Database:
         except DBAPIError as exc:
             self.drop_connection()
             raise unavailable(exc, self.url) from None
+
+
+def url_option(url: URL, name: str, default: float) -> tuple[URL, float]:
+    """A zart option given in the database URL's query (``?retry_seconds=5``), removed
+    from the URL so the driver never sees it."""
+    if name not in url.query:
+        return url, default
+    raw = url.query[name]
+    try:
+        value = float(raw if isinstance(raw, str) else raw[-1])
+    except ValueError:
+        raise ZartError(f"{name}={raw!r} in the database URL is not a number") from None
+    if value < 0:
+        raise ZartError(f"{name} in the database URL must not be negative, got {value:g}")
+    return url.difference_update_query([name]), value
 
 
 def boundary(method: F) -> F:

@@ -109,14 +109,18 @@ class JournalStore:
     def _take(
         conn: Connection, rec: ExecutionRecord, token: str, now: float, lease_seconds: float
     ) -> ExecutionRecord:
-        if rec.status == RUNNING:
-            expired = rec.lease_expires_at is None or rec.lease_expires_at < now
-            why = "its lease expired" if expired else "its process is gone"
-            log.info("taking over execution %s from %s (%s)", rec.id, rec.lease_owner, why)
         values: dict[str, Any] = dict(
             status=RUNNING, lease_owner=token, lease_expires_at=now + lease_seconds,
             attempts=rec.attempts + 1, updated_at=time.time(), wake_at=None,
         )  # fmt: skip
+        if rec.status == RUNNING:
+            # A takeover from a lost owner (crash, expired lease): a recovery. Wake-ups
+            # and hand-backs (pending) are not.
+            expired = rec.lease_expires_at is None or rec.lease_expires_at < now
+            why = "its lease expired" if expired else "its process is gone"
+            log.info("taking over execution %s from %s (%s)", rec.id, rec.lease_owner, why)
+            values["recoveries"] = rec.recoveries + 1
+            rec.recovered = True
         if rec.started_at is None:
             values["started_at"] = values["updated_at"]
         conn.execute(update(E).where(E.c.id == rec.id).values(**values))
@@ -356,7 +360,10 @@ class JournalStore:
 
     @boundary
     def add_event(self, execution_id: str, name: str, payload: str | None) -> ExecutionRecord:
-        """Store an event; wake the execution if it is waiting. Kept until a wait consumes it."""
+        """Store an event; wake the execution if it is waiting. Kept until a wait consumes it.
+
+        An execution that has finished gets nothing stored; the record returned says so.
+        """
         try:
             return self._add_event(execution_id, name, payload)
         except Exception as exc:
@@ -373,6 +380,8 @@ class JournalStore:
         now = time.time()
         with self.db.tx() as conn:
             rec = lock_execution(conn, execution_id)
+            if rec.status in TERMINAL_STATUSES:
+                return rec  # nothing will ever wait for it: not stored
             conn.execute(
                 insert(V).values(
                     execution_id=execution_id, name=name, payload=payload, created_at=now
@@ -385,11 +394,14 @@ class JournalStore:
             return rec
 
     @boundary
-    def consume_event_into_step(self, token: str, execution_id: str, name: str, seq: int) -> Any:
+    def consume_event_into_step(
+        self, token: str, execution_id: str, name: str, seq: int, sent_by: float | None = None
+    ) -> Any:
         """Hand the oldest unconsumed event ``name`` to the wait of the same name.
 
         Marks the event consumed and writes the wait's checkpoint in one
         transaction, so a crash cannot lose the event nor deliver it twice.
+        With ``sent_by`` (the wait's deadline) only an event stored by then counts.
         Returns the payload (str or None), or NO_EVENT when none is waiting.
         """
         if self.db.attempt:
@@ -407,15 +419,17 @@ class JournalStore:
             )
             if conn.execute(lease).first() is None:
                 raise LeaseGone()
-            row = conn.execute(
+            query = (
                 select(V)
-                .where(
-                    V.c.execution_id == execution_id, V.c.name == name, V.c.consumed_by.is_(None)
-                )
+                .where(V.c.execution_id == execution_id, V.c.name == name)
+                .where(V.c.consumed_by.is_(None))
                 .order_by(V.c.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
-            ).first()
+            )
+            if sent_by is not None:
+                query = query.where(V.c.created_at <= sent_by)
+            row = conn.execute(query).first()
             if row is None:
                 return NO_EVENT
             conn.execute(update(V).where(V.c.id == row.id).values(consumed_by=name))

@@ -29,11 +29,8 @@ What this module adds to :class:`SqlStorage`:
 from __future__ import annotations
 
 import logging
-import random
 import re
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
@@ -42,9 +39,9 @@ from sqlalchemy import Connection, Double, create_engine, literal_column, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from zart._errors import DatabaseUnavailableError, ZartError
-from zart._store._database import Database
-from zart._store._errors import OutcomeUnknownError, unavailable
+from zart._errors import ZartError
+from zart._store._database import Database, url_option
+from zart._store._errors import OutcomeUnknownError
 from zart._store._records import StepRecord
 
 log = logging.getLogger("zart.storage")
@@ -119,6 +116,7 @@ class PostgresDatabase(Database):
                 f"{parsed.render_as_string(hide_password=True)!r}; zart uses "
                 "psycopg 3: postgresql+psycopg://user@host/dbname"
             )
+        parsed, retry_seconds = url_option(parsed, "retry_seconds", retry_seconds)
         connect_args = {k: v for k, v in DEFAULT_CONNECT_ARGS.items() if k not in parsed.query}
         if "options" not in parsed.query:
             connect_args["options"] = (
@@ -135,7 +133,6 @@ class PostgresDatabase(Database):
         super().__init__(engine, parsed.render_as_string(hide_password=True))
         self.retry_seconds = retry_seconds
         self._ever_connected = False
-        self._state = threading.local()
         # The checkpoint statement in psycopg's own placeholder style, for the raw path.
         self._raw_checkpoint_sql = re.sub(r"(?<!:):(\w+)", r"%(\1)s", self.checkpoint_sql)
 
@@ -200,47 +197,6 @@ class PostgresDatabase(Database):
             exc, (psycopg.OperationalError, psycopg.InterfaceError)
         )
 
-    @property
-    def attempt(self) -> int:
-        return int(getattr(self._state, "attempt", 0))
-
-    def run(self, what: str, op: Callable[[], T], *, budget: float | None = None) -> T:
-        """Run ``op()``; on a transient error retry it with backoff on a new connection."""
-        if getattr(self._state, "depth", 0):
-            return op()  # nested in an operation that already retries
-        self._state.depth = 1
-        self._state.attempt = 0
-        try:
-            return self._retry_loop(what, op, self.retry_seconds if budget is None else budget)
-        finally:
-            self._state.depth = 0
-            self._state.attempt = 0
-
-    def _retry_loop(self, what: str, op: Callable[[], T], budget: float) -> T:
-        delay = 0.05
-        deadline: float | None = None
-        while True:
-            try:
-                return op()
-            except Exception as exc:
-                if not self.is_transient(exc):
-                    raise
-                self.drop_connection()
-                now = time.monotonic()
-                deadline = now + budget if deadline is None else deadline
-                self._state.attempt += 1
-                pause = delay * random.uniform(0.5, 1.0)
-                if now + pause > deadline:
-                    if isinstance(exc, DatabaseUnavailableError):
-                        raise
-                    raise unavailable(exc, self.url) from exc
-                log.warning(
-                    "database error during %s (%s); retry %d in %.2fs",
-                    what, _describe(exc), self._state.attempt, pause,
-                )  # fmt: skip
-                time.sleep(pause)
-                delay = min(delay * 2, 2.0)
-
     # ------------------------------------------------------------------ the hot path
 
     def write_checkpoint(self, token: str, record: StepRecord) -> bool:
@@ -269,21 +225,6 @@ class PostgresDatabase(Database):
         finally:
             with suppress(psycopg.Error):  # a broken connection: the caller drops it
                 raw.autocommit = False
-
-
-def _describe(exc: BaseException) -> str:
-    """The driver's error, in one line: ``AdminShutdown: terminating connection ...``."""
-    found: BaseException = exc
-    current: BaseException | None = exc
-    for _ in range(10):
-        if current is None:
-            break
-        if isinstance(current, psycopg.Error):
-            found = current
-            break
-        current = current.__cause__ or current.__context__
-    lines = str(found).strip().splitlines()
-    return f"{type(found).__name__}: {lines[0]}" if lines else type(found).__name__
 
 
 __all__ = ["MIGRATION_LOCK_KEY", "PostgresDatabase"]

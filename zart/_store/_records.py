@@ -33,6 +33,7 @@ class ExecutionRecord:
     result: str | None
     error: str | None
     attempts: int
+    recoveries: int
     lease_owner: str | None
     lease_expires_at: float | None
     wake_at: float | None
@@ -41,11 +42,16 @@ class ExecutionRecord:
     updated_at: float
     started_at: float | None
     finished_at: float | None
+    # Not a column: set by a claim that took the execution over from a lost owner.
+    recovered: bool = False
 
     @classmethod
     def from_row(cls, row: Any) -> ExecutionRecord:
         m = row._mapping
-        return cls(**{name: m[name] for name in cls.__slots__})
+        return cls(**{name: m[name] for name in _EXECUTION_COLUMNS})
+
+
+_EXECUTION_COLUMNS = tuple(n for n in ExecutionRecord.__slots__ if n != "recovered")
 
 
 @dataclass(slots=True)

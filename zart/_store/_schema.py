@@ -20,7 +20,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
     select,
+    text,
 )
 
 metadata = MetaData()
@@ -35,7 +37,10 @@ executions = Table(
     Column("result", Text),
     Column("error", Text),
     # How many times a process started (or resumed) this execution.
+    # Claims (runs) of the execution; recoveries: the claims that took it over from a
+    # lost owner (crash, expired lease), as opposed to wake-ups and hand-backs.
     Column("attempts", Integer, nullable=False, default=0),
+    Column("recoveries", Integer, nullable=False, default=0, server_default="0"),
     # "host|pid|process-start|nonce" of the process holding the lease; unique per claim,
     # so it doubles as the fencing token every write is conditional on.
     Column("lease_owner", String(255)),
@@ -135,13 +140,48 @@ def _v2(conn: Connection) -> None:
     schedules.create(conn, checkfirst=True)
 
 
+def _v3(conn: Connection) -> None:
+    # executions.recoveries (new databases get it from v1's CREATE TABLE already).
+    columns = {c["name"] for c in inspect(conn).get_columns("zart_executions")}
+    if "recoveries" not in columns:
+        conn.execute(
+            text("ALTER TABLE zart_executions ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0")
+        )
+
+
 # Append-only: a released version's migration is never edited, a new one is added.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 
 def current_version(conn: Connection) -> int:
-    schema_version.create(conn, checkfirst=True)
+    """The version of zart's schema in this database; 0 for a database without it."""
+    if not inspect(conn).has_table(schema_version.name):
+        return 0
     found = conn.execute(select(schema_version.c.version).order_by(schema_version.c.version.desc()))
     row = found.first()
     return int(row[0]) if row else 0
+
+
+def foreign_tables(conn: Connection) -> list[str]:
+    """zart-named tables in a database that has no zart schema version: zart did not
+    create them (another tool, or a damaged database), so it must not write to them."""
+    names = inspect(conn).get_table_names()
+    if schema_version.name in names:
+        return []
+    return sorted(n for n in names if n.startswith("zart_"))
+
+
+def missing_columns(conn: Connection) -> dict[str, list[str]]:
+    """Columns zart needs that its tables lack (a schema changed by hand, or foreign)."""
+    found = inspect(conn)
+    missing: dict[str, list[str]] = {}
+    for table in metadata.sorted_tables:
+        if not found.has_table(table.name):
+            missing[table.name] = ["(the whole table)"]
+            continue
+        have = {c["name"] for c in found.get_columns(table.name)}
+        lacking = [c.name for c in table.columns if c.name not in have]
+        if lacking:
+            missing[table.name] = lacking
+    return missing

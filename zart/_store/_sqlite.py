@@ -4,10 +4,18 @@ WAL mode lets readers run beside the one writer; ``BEGIN IMMEDIATE`` takes the
 write lock at the start of a write transaction, so two processes never both
 read "unclaimed" and then both claim. ``synchronous=FULL`` keeps every
 committed checkpoint across a power loss, not just a process crash.
+
+A locked database (another process holding the write lock past ``busy_timeout``),
+a full disk or an I/O error is transient: :meth:`Database.run` retries it for
+``retry_seconds`` before the caller gets DatabaseUnavailableError. Both can be set
+in the URL: ``sqlite:///app.db?busy_timeout=5000&retry_seconds=10`` (milliseconds,
+seconds).
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +23,22 @@ from sqlalchemy import Connection, create_engine, event, literal_column
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
-from zart._errors import DatabaseUnavailableError, ZartError
-from zart._store._database import Database
+from zart._errors import DatabaseUnavailableError, StorageError, ZartError
+from zart._store._database import Database, url_option
+from zart._store._errors import driver_error
 from zart._store._records import StepRecord
 
 BUSY_TIMEOUT_MS = 30_000
+RETRY_SECONDS = 10.0
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_HEADER = b"SQLite format 3\x00"
+# SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL (primary result codes).
+_TRANSIENT_CODES = frozenset({5, 6, 10, 13})
+_TRANSIENT_WORDS = ("database is locked", "database table is locked", "disk is full", "i/o error")
 
 
 class SQLiteDatabase(Database):
-    """SQLite: one file, WAL, a busy timeout; no retries (a local file has no outages)."""
+    """SQLite: one file, WAL, a busy timeout, bounded retries of locked/full/IO errors."""
 
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         parsed = make_url(url)
@@ -37,20 +51,17 @@ class SQLiteDatabase(Database):
             raise ZartError(
                 f"synchronous={synchronous!r} in {url!r} is not one of {', '.join(_SYNCHRONOUS)}"
             )
+        parsed, busy_ms = url_option(parsed, "busy_timeout", BUSY_TIMEOUT_MS)
+        parsed, self.retry_seconds = url_option(parsed, "retry_seconds", RETRY_SECONDS)
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            parent = Path(database).expanduser().resolve().parent
-            if not parent.is_dir():
-                raise DatabaseUnavailableError(
-                    f"cannot open SQLite database {database!r}: directory {str(parent)!r} "
-                    "does not exist"
-                )
+            _check_file(Path(database).expanduser().resolve())
         engine = create_engine(
             parsed,
             poolclass=QueuePool,
             pool_size=4,
             max_overflow=8,
-            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            connect_args={"timeout": busy_ms / 1000, "check_same_thread": False},
         )
 
         @event.listens_for(engine, "connect")
@@ -60,7 +71,7 @@ class SQLiteDatabase(Database):
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={synchronous}")
-            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -73,12 +84,16 @@ class SQLiteDatabase(Database):
     def write_checkpoint(self, token: str, record: StepRecord) -> bool:
         """The checkpoint write, the one statement on every step's path.
 
-        The fenced upsert, sent straight to the sqlite3
-        connection SQLAlchemy's pool gave this thread: a single statement in
-        autocommit mode is its own transaction (one fsync'd commit, no
-        BEGIN/COMMIT round trips), and skipping the Core execution machinery
-        saves ~60 us a step — a third of the step's total overhead.
+        The fenced upsert, sent straight to the sqlite3 connection SQLAlchemy's pool
+        gave this thread: a single statement in autocommit mode is its own
+        transaction (one fsync'd commit, no BEGIN/COMMIT round trips), and skipping
+        the Core execution machinery saves ~60 us a step — a third of the step's
+        total overhead. Through :meth:`run`, so a locked or full database is retried
+        (an upsert is safe to repeat) and never reaches the step as its own failure.
         """
+        return self.run("save_step", lambda: self._write_checkpoint_once(token, record))
+
+    def _write_checkpoint_once(self, token: str, record: StepRecord) -> bool:
         if not self._migrated:
             self.ensure_schema()
         raw = self.conn().connection.dbapi_connection
@@ -86,5 +101,59 @@ class SQLiteDatabase(Database):
         cursor = raw.execute(self.checkpoint_sql, record.as_params(token))
         return bool(cursor.rowcount > 0)
 
+    def is_transient(self, exc: BaseException) -> bool:
+        found = driver_error(exc)
+        if not isinstance(found, sqlite3.OperationalError):
+            return False
+        code = getattr(found, "sqlite_errorcode", None)
+        if code is not None:
+            return (code & 0xFF) in _TRANSIENT_CODES
+        text = str(found).lower()
+        return any(word in text for word in _TRANSIENT_WORDS)
+
     def now_sql(self) -> Any:
         return literal_column("((julianday('now') - 2440587.5) * 86400.0)")
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, before anything is written, a file zart could not use: in a missing
+    directory, not an SQLite database, or not writable by this process."""
+    parent = path.parent
+    if not parent.is_dir():
+        raise DatabaseUnavailableError(
+            f"cannot open SQLite database {str(path)!r}: directory {str(parent)!r} does not exist"
+        )
+    if path.exists():
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(len(_HEADER))
+        except OSError as exc:
+            raise StorageError(
+                f"cannot read the SQLite database {str(path)!r}: {exc.strerror}; make it "
+                "readable and writable for this process"
+            ) from None
+        if header and header != _HEADER:
+            raise StorageError(
+                f"{str(path)!r} is not an SQLite database (it starts with {header[:8]!r}); "
+                "zart will not write to it: point the database URL at another file"
+            )
+    target = path if path.exists() else parent
+    if not _writable(target, is_dir=not path.exists()):
+        raise StorageError(
+            f"the SQLite database {str(path)!r} is read-only for this process: zart must "
+            f"write checkpoints to it and its journal files beside it in {str(parent)!r}; "
+            "make both writable, or use another database"
+        )
+
+
+def _writable(target: Path, *, is_dir: bool) -> bool:
+    """Can this process write ``target`` (a file, or files in a directory)? Checked by
+    opening, not with os.access: it is the real permission check, for root too."""
+    if is_dir:
+        return os.access(target, os.W_OK | os.X_OK)
+    try:
+        with open(target, "ab"):
+            pass
+    except OSError:
+        return False
+    return os.access(target.parent, os.W_OK | os.X_OK)

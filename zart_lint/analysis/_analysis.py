@@ -6,36 +6,44 @@ and memoised, so a file without step calls costs next to nothing here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import libcst as cst
 
 from zart_lint.analysis._model import (
+    ALIAS,
+    CLASS,
     DEF,
     IMPORT,
+    PARTIAL,
     CallSite,
     FileModel,
     ImportRef,
     Loop,
     Meaning,
+    PartialRef,
     Scope,
 )
 from zart_lint.analysis._variance import Variance, evaluate_literal, literal_string
 from zart_lint.analysis._walker import dotted_parts
 from zart_lint.core._options import RuleOptions
 from zart_lint.core._recognize import (
+    Binding,
     DefKind,
     Param,
     ParamKind,
     StepDef,
     decorator_kind,
+    method_binding,
     nondeterministic_kind,
+    partial_step,
     primitive_of,
 )
 from zart_lint.core._templates import Template, parse_template
-from zart_lint.project._index import ProjectIndex, resolve_relative
+from zart_lint.project._imports import resolve_relative
+from zart_lint.project._index import ProjectIndex
 
 # Calls that never change their arguments in place (see Variance: "passed").
 _NON_MUTATING_BUILTINS = frozenset(
@@ -51,17 +59,21 @@ _LOG_METHODS = frozenset(
 class _Resolved:
     """What a name refers to, once the whole file is known."""
 
-    __slots__ = ("definition", "kind", "qualified")
+    __slots__ = ("definition", "kind", "node", "partial", "qualified")
 
     def __init__(
         self,
-        kind: Literal["import", "def", "local", "builtin"],
+        kind: Literal["import", "def", "class", "partial", "local", "builtin"],
         qualified: str | None = None,
         definition: cst.FunctionDef | None = None,
+        node: cst.ClassDef | None = None,
+        partial: tuple[PartialRef, Scope] | None = None,
     ) -> None:
         self.kind = kind
         self.qualified = qualified
         self.definition = definition
+        self.node = node  # the class of a "class"
+        self.partial = partial  # the partial(...) of a "partial", and where it is made
 
 
 _LOCAL = _Resolved("local")
@@ -119,6 +131,7 @@ class Analysis:
         self.module_key: str | None = location[0] if location else None
         self._directory: tuple[str, ...] | None = location[1] if location else None
         self._resolved: dict[tuple[int, str], _Resolved] = {}
+        self._resolving: set[tuple[int, str]] = set()
         self._scope_kinds: dict[int, DefKind | None] = {}
         self._local_defs: dict[int, tuple[cst.Decorator, StepDef] | None] = {}
         self._site_targets: dict[int, StepDef | str | None] = {}
@@ -144,7 +157,13 @@ class Analysis:
         key = (id(scope), name)
         found = self._resolved.get(key)
         if found is None:
-            found = self._resolve(name, scope)
+            if key in self._resolving:
+                return _LOCAL  # an alias of itself (x = x): nothing known
+            self._resolving.add(key)
+            try:
+                found = self._resolve(name, scope)
+            finally:
+                self._resolving.discard(key)
             self._resolved[key] = found
         return found
 
@@ -159,18 +178,21 @@ class Analysis:
                 current = self.model.module_scope
             meanings = current.meanings.get(name)
             if meanings is not None:
-                return self._from_meanings(meanings)
+                return self._from_meanings(meanings, current)
             current = current.parent
         for star in self.model.star_imports:
             base = self.qualify_import(star)
             if base is None:
                 continue
             qualified = f"{base}.{name}"
-            if base == "zart" or self.index.lookup(qualified, self.module_key) is not None:
+            if base == "zart" or self.index.resolve(qualified, self.module_key) not in (
+                None,
+                qualified,
+            ):
                 return _Resolved("import", qualified)
         return _BUILTIN
 
-    def _from_meanings(self, meanings: list[Meaning]) -> _Resolved:
+    def _from_meanings(self, meanings: list[Meaning], scope: Scope) -> _Resolved:
         first = meanings[0]
         if any(other != first for other in meanings[1:]):
             return _LOCAL  # bound in several ways: cannot tell which one a call sees
@@ -180,7 +202,35 @@ class Analysis:
             return _Resolved("import", qualified) if qualified is not None else _LOCAL
         if kind == DEF and isinstance(payload, cst.FunctionDef):
             return _Resolved("def", definition=payload)
+        if kind == CLASS and isinstance(payload, cst.ClassDef):
+            return _Resolved("class", node=payload)
+        if kind == ALIAS and isinstance(payload, tuple):
+            return self._alias(payload, scope)
+        if kind == PARTIAL and isinstance(payload, PartialRef):
+            return _Resolved("partial", partial=(payload, scope))
         return _LOCAL
+
+    def _alias(self, parts: tuple[str, ...], scope: Scope) -> _Resolved:
+        """``name = other.attr``: what ``other.attr`` is, if it is an import or a definition."""
+        target = self.resolve(parts[0], scope)
+        if target.kind == "import" and target.qualified is not None:
+            return _Resolved("import", ".".join((target.qualified, *parts[1:])))
+        if len(parts) == 1 and target.kind in ("def", "class", "partial"):
+            return target
+        if len(parts) == 2 and target.kind == "class" and target.node is not None:
+            method = self.method(target.node, parts[1])
+            if method is not None:
+                return _Resolved("def", definition=method)
+        return _LOCAL
+
+    def method(self, node: cst.ClassDef, name: str) -> cst.FunctionDef | None:
+        """The function ``name`` defined in the body of a class of this file."""
+        scope = self.model.class_scopes.get(id(node))
+        meanings = scope.meanings.get(name) if scope is not None else None
+        if not meanings or any(other != meanings[0] for other in meanings[1:]):
+            return None
+        kind, payload = meanings[0]
+        return payload if kind == DEF and isinstance(payload, cst.FunctionDef) else None
 
     def is_builtin(self, name: str, scope: Scope) -> bool:
         return self.resolve(name, scope).kind == "builtin"
@@ -235,7 +285,7 @@ class Analysis:
             parts = dotted_parts(call.func if call is not None else expression)
             if parts is None:
                 continue
-            kind = decorator_kind(self.qualified_name(parts, where), ".".join(parts), self.options)
+            kind = decorator_kind(self.decorator_name(parts, where), ".".join(parts), self.options)
             if kind is None:
                 continue
             template: str | None = node.name.value
@@ -243,10 +293,23 @@ class Analysis:
             if argument is not None:
                 template = literal_string(argument.value)
             params = params_of(node.params)
+            binding: Binding = "function"
+            if where.kind == "class":
+                names = tuple((dotted_parts(d.decorator) or ("",))[-1] for d in node.decorators)
+                binding = method_binding(names)
             return decorator, StepDef(
-                kind, node.name.value, template, params, node.asynchronous is not None
+                kind, node.name.value, template, params, node.asynchronous is not None, binding
             )
         return None
+
+    def decorator_name(self, parts: tuple[str, ...], scope: Scope) -> str | None:
+        """A decorator's qualified name, through aliases made in other modules
+        (``from .deco import activity`` where ``activity = zart.step``)."""
+        qualified = self.qualified_name(parts, scope)
+        if qualified is None or qualified.split(".")[0] == "zart":
+            return qualified
+        found = self.index.resolve(qualified, self.module_key)
+        return found if isinstance(found, str) else qualified
 
     # -- call sites -----------------------------------------------------------------------
 
@@ -259,16 +322,85 @@ class Analysis:
 
     def _target_of(self, site: CallSite) -> StepDef | str | None:
         resolved = self.resolve(site.parts[0], site.scope)
-        if resolved.kind == "def" and resolved.definition is not None and len(site.parts) == 1:
-            found = self.local_def(resolved.definition)
-            return found if found is not None and found.kind == "step" else None
+        if resolved.kind in ("def", "partial", "class") or len(site.parts) == 2:
+            local = self._local_target(resolved, site)
+            if local is not None or resolved.kind != "import":
+                return local
         if resolved.kind != "import" or resolved.qualified is None:
             return None
-        qualified = ".".join((resolved.qualified, *site.parts[1:]))
+        return self._imported_target(".".join((resolved.qualified, *site.parts[1:])))
+
+    def _imported_target(self, qualified: str) -> StepDef | str | None:
         if qualified.split(".")[0] == "zart":
             return primitive_of(qualified)
-        found = self.index.lookup(qualified, self.module_key)
-        return found if found is not None and found.kind == "step" else None
+        found = self.index.resolve(qualified, self.module_key)
+        if isinstance(found, str):
+            return primitive_of(found)
+        if found is None or found.kind != "step":
+            return None
+        # Called on a class (Billing.charge) or a module: an instance method takes self.
+        return _as_called(found, through_class=True)
+
+    def _local_target(self, resolved: _Resolved, site: CallSite) -> StepDef | str | None:
+        """A step of this file: a function, a partial of one, or a method."""
+        parts = site.parts
+        if resolved.kind == "def" and resolved.definition is not None and len(parts) == 1:
+            found = self.local_def(resolved.definition)
+            if found is not None and found.kind == "step":
+                return _as_called(found, through_class=found.binding == "function")
+            return None
+        if resolved.kind == "partial" and resolved.partial is not None and len(parts) == 1:
+            return self._partial_target(*resolved.partial)
+        if len(parts) != 2:
+            return None
+        if resolved.kind == "class" and resolved.node is not None:
+            method = self.method(resolved.node, parts[1])
+            found = self.local_def(method) if method is not None else None
+            return _as_called(found, through_class=True) if _is_step(found) else None
+        receiver = self.receiver_class(parts[0], site.scope)
+        if receiver is not None:
+            method = self.method(receiver, parts[1])
+            found = self.local_def(method) if method is not None else None
+            return _as_called(found, through_class=False) if _is_step(found) else None
+        return None
+
+    def receiver_class(self, name: str, scope: Scope) -> cst.ClassDef | None:
+        """The class of ``self`` / ``cls``: ``name`` is the first parameter of a method
+        (the innermost function whose parent is a class body) that ``scope`` is in."""
+        current: Scope | None = scope
+        while current is not None and current.kind in ("function", "lambda"):
+            parent = current.parent
+            if parent is not None and parent.kind == "class":
+                node = current.node
+                if not isinstance(node, cst.FunctionDef) or not node.params.params:
+                    return None
+                if node.params.params[0].name.value != name:
+                    return None
+                klass = parent.node
+                return klass if isinstance(klass, cst.ClassDef) else None
+            current = parent
+        return None
+
+    def _partial_target(self, ref: PartialRef, scope: Scope) -> StepDef | None:
+        function = self.qualified_name(ref.function, scope)
+        if function != "functools.partial":
+            return None
+        first = ref.call.args[0]
+        wrapped = dotted_parts(first.value)
+        if wrapped is None:
+            return None
+        target = self._target_of(CallSite(ref.call, wrapped, scope, None, (), False))
+        if not isinstance(target, StepDef):
+            return None
+        if any(arg.star for arg in ref.call.args):
+            return None
+        positional = sum(1 for arg in ref.call.args[1:] if arg.keyword is None)
+        keywords: dict[str, tuple[object, bool]] = {}
+        for arg in ref.call.args:
+            if arg.keyword is not None:
+                value = literal_value(arg.value)
+                keywords[arg.keyword.value] = (value, is_literal(value))
+        return partial_step(target, positional, keywords, fixed=not ref.in_loop)
 
     def nondeterministic(self, site: CallSite) -> tuple[str, Literal["now", "capture"]] | None:
         qualified = self.qualified_name(site.parts, site.scope)
@@ -341,6 +473,17 @@ class Analysis:
             return f"comprehension `{header}`"
         prefix = "async " if loop.kind == "async for" else ""
         return f"`{prefix}{header}` loop"
+
+
+def _is_step(found: StepDef | None) -> bool:
+    return found is not None and found.kind == "step"
+
+
+def _as_called(step: StepDef | None, *, through_class: bool) -> StepDef | None:
+    """The definition with the parameters a call's arguments bind to (no self / cls)."""
+    if step is None or step.binding == "function":
+        return step
+    return replace(step, params=step.call_params(through_class), binding="function")
 
 
 def template_argument(call: cst.Call) -> cst.Arg | None:

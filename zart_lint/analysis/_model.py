@@ -22,7 +22,10 @@ OTHER = 3  # with-as, except-as, import, def, del, match capture ...: unknown, v
 # What a name means in a scope (see Scope.meanings).
 IMPORT = 0  # bound by an import; the payload is the qualified name
 DEF = 1  # bound by a def; the payload is the FunctionDef node
-LOCAL = 2  # bound by anything else (parameter, assignment, class ...)
+LOCAL = 2  # bound by anything else (parameter, assignment ...)
+ALIAS = 3  # name = other.name; the payload is the dotted parts of the value
+PARTIAL = 4  # name = partial(f, ...); the payload is a PartialRef
+CLASS = 5  # bound by a class statement; the payload is the ClassDef node
 
 Meaning = tuple[int, object]
 
@@ -40,6 +43,15 @@ class ImportRef:
     name: str | None
 
 
+@dataclass(frozen=True, eq=False)
+class PartialRef:
+    """``name = partial(target, ...)`` (compared by identity: each call is its own)."""
+
+    function: tuple[str, ...]  # the callee as written ("functools", "partial")
+    call: cst.Call
+    in_loop: bool  # made in a loop: its arguments may differ per iteration
+
+
 LOCAL_MEANING: Meaning = (LOCAL, None)
 
 LoopKind = Literal["for", "async for", "while", "comprehension"]
@@ -48,6 +60,8 @@ LoopBinding = tuple[int, "cst.BaseExpression | None", "Loop"]
 # (id of an if/match/ternary node, index of the branch, whether that branch
 # ends in return/raise so that nothing after the if can run once it did).
 Branch = tuple[int, int, bool]
+# Name -> value of its latest unconditional assignment in the current loop iteration.
+Defs = dict[str, "cst.BaseExpression"]
 
 
 class Loop:
@@ -134,7 +148,7 @@ class Scope:
 class CallSite:
     """A call whose callee is a dotted name: a step, primitive or clock candidate."""
 
-    __slots__ = ("branches", "call", "in_fstring", "loop", "parts", "scope")
+    __slots__ = ("branches", "call", "defs", "in_fstring", "loop", "parts", "scope")
 
     def __init__(
         self,
@@ -144,8 +158,12 @@ class CallSite:
         loop: Loop | None,
         branches: tuple[Branch, ...],
         in_fstring: bool,
+        defs: Defs | None = None,
     ) -> None:
         self.call = call
+        # Names assigned earlier in the same iteration of ``loop``, on every path
+        # (``for x in xs: x = 0; ...``): their value here is that assignment's.
+        self.defs = defs
         self.parts = parts
         self.scope = scope
         self.loop = loop  # innermost enclosing loop of the same scope
@@ -159,6 +177,7 @@ class FileModel:
         self.module_scope = Scope("module", module, None)
         self.scopes: list[Scope] = [self.module_scope]
         self.def_scopes: dict[int, Scope] = {}  # id(FunctionDef) -> its scope
+        self.class_scopes: dict[int, Scope] = {}  # id(ClassDef) -> its scope
         self.calls: list[CallSite] = []
         # id(call) -> (call, attribute): `call` is `<inner>.<attribute>(...)`.
         self.chain_parent: dict[int, tuple[cst.Call, str]] = {}

@@ -25,6 +25,7 @@ from zart_lint.analysis._analysis import (
     literal_value,
     template_of,
 )
+from zart_lint.analysis._exits import effective_loop
 from zart_lint.analysis._model import Loop
 from zart_lint.analysis._variance import literal_string
 from zart_lint.core._recognize import Param, StepDef
@@ -109,12 +110,17 @@ class Naming:
         return self._verdicts[key]
 
     def _loop_verdict(self, invocation: Invocation) -> LoopVerdict | None:
-        innermost = invocation.site.loop
+        site = invocation.site
         analysis = self.analysis
-        if innermost is None or analysis.in_step_body(invocation.site.scope) is not None:
+        if site.loop is None or analysis.in_step_body(site.scope) is not None:
             return None
         if analysis.named_elsewhere(invocation):
             return None
+        # A call after which every path leaves the loop runs at most once per run of it.
+        innermost = effective_loop(site.call, site.loop)
+        if innermost is None:
+            return None
+        defs = site.defs
         if invocation.named_call is not None:
             if invocation.named is None or invocation.named.star:
                 return None
@@ -137,7 +143,7 @@ class Naming:
         arguments = [bound[field] for field in fields]
         for loop in reversed(innermost.chain()):
             if not any(
-                isinstance(arg, cst.BaseExpression) and analysis.variance.varies(arg, loop)
+                isinstance(arg, cst.BaseExpression) and analysis.variance.varies(arg, loop, defs)
                 for arg in arguments
             ):
                 return LoopVerdict("ZRT003", invocation, loop, None, None, bound)
@@ -147,6 +153,7 @@ class Naming:
         self, invocation: Invocation, expression: cst.BaseExpression, innermost: Loop
     ) -> LoopVerdict | None:
         variance = self.analysis.variance
+        defs = invocation.site.defs
         constant = literal_string(expression)
         if constant is not None:
             return LoopVerdict("ZRT002", invocation, innermost, constant, expression, None)
@@ -154,11 +161,11 @@ class Naming:
         if (
             isinstance(expression, cst.Name)
             and not variance.rebound_in(expression.value, loops[0])
-            and not variance.varies(expression, innermost)
+            and not variance.varies(expression, innermost, defs)
         ):
             return LoopVerdict("ZRT002", invocation, innermost, None, expression, None)
         for loop in reversed(loops):
-            if not variance.varies(expression, loop):
+            if not variance.varies(expression, loop, defs):
                 return LoopVerdict("ZRT003", invocation, loop, None, expression, None)
         return None
 
@@ -206,7 +213,7 @@ class Naming:
             if (
                 param.kind not in ("var_positional", "var_keyword")
                 and isinstance(argument, cst.BaseExpression)
-                and self.analysis.variance.varies(argument, loop)
+                and self.analysis.variance.varies(argument, loop, invocation.site.defs)
             ):
                 return param.name
         return None

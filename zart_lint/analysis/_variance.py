@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 import functools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import libcst as cst
@@ -82,7 +82,15 @@ def _string_value(node: cst.BaseExpression) -> str | bytes | None:
 
 
 def literal_string(node: cst.BaseExpression) -> str | None:
-    """The value of a string literal with no placeholders (f-strings included), else None."""
+    """The value of a string literal with no placeholders (f-strings included), else None.
+
+    ``"charge-{}".format("eu")`` and ``"charge-%s" % "eu"`` are literals too: what
+    they format is constant, exactly as in ``f"charge-{'eu'}"``.
+    """
+    if isinstance(node, cst.Call):
+        return _formatted(node)
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo):
+        return _percent_formatted(node)
     if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
         value = _string_value(node)
         return value if isinstance(value, str) else None
@@ -99,6 +107,68 @@ def literal_string(node: cst.BaseExpression) -> str | None:
             return None
         return text.replace("{{", "{").replace("}}", "}") if isinstance(text, str) else None
     return None
+
+
+def _constant(node: cst.BaseExpression) -> object:
+    """A str / number / bool / None literal's value, else ``_NOT_CONSTANT``."""
+    text = literal_string(node)
+    if text is not None:
+        return text
+    if isinstance(node, (cst.Integer, cst.Float)):
+        return evaluate_literal(node.value)
+    if isinstance(node, cst.Name) and node.value in _CONSTANT_NAMES:
+        return {"None": None, "True": True, "False": False}[node.value]
+    return _NOT_CONSTANT
+
+
+_NOT_CONSTANT = object()
+
+
+def _formatted(call: cst.Call) -> str | None:
+    """``"<literal>".format(<literals>)``'s value."""
+    func = call.func
+    if not isinstance(func, cst.Attribute) or func.attr.value != "format":
+        return None
+    text = literal_string(func.value)
+    if text is None or any(arg.star for arg in call.args):
+        return None
+    positional: list[object] = []
+    keywords: dict[str, object] = {}
+    for arg in call.args:
+        value = _constant(arg.value)
+        if value is _NOT_CONSTANT:
+            return None
+        if arg.keyword is None:
+            positional.append(value)
+        else:
+            keywords[arg.keyword.value] = value
+    try:
+        return text.format(*positional, **keywords)
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError):
+        return None
+
+
+def _percent_formatted(node: cst.BinaryOperation) -> str | None:
+    """``"<literal>" % <literal or tuple of literals>``'s value."""
+    text = literal_string(node.left)
+    if text is None:
+        return None
+    right = node.right
+    if isinstance(right, cst.Tuple):
+        if any(isinstance(element, cst.StarredElement) for element in right.elements):
+            return None
+        values = tuple(_constant(element.value) for element in right.elements)
+        if any(value is _NOT_CONSTANT for value in values):
+            return None
+        operand: object = values
+    else:
+        operand = _constant(right)
+        if operand is _NOT_CONSTANT or isinstance(operand, tuple):
+            return None
+    try:
+        return text % operand
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
 
 
 class Facts(Protocol):
@@ -119,6 +189,8 @@ class Variance:
         # costs a good part of the parse).
         self._analysis_ref = weakref.ref(analysis)
         self._impure: dict[int, bool] = {}  # id(loop) -> calls something that may mutate
+        # Names assigned earlier in the iteration, where the expression being judged is.
+        self._defs: Mapping[str, cst.BaseExpression] | None = None
 
     @property
     def _analysis(self) -> Facts:
@@ -126,8 +198,20 @@ class Variance:
         assert analysis is not None, "the Analysis this Variance belongs to is gone"
         return analysis
 
-    def varies(self, expr: cst.BaseExpression, loop: Loop) -> bool:
-        return self._varies(expr, loop, frozenset())
+    def varies(
+        self,
+        expr: cst.BaseExpression,
+        loop: Loop,
+        defs: Mapping[str, cst.BaseExpression] | None = None,
+    ) -> bool:
+        """Whether ``expr`` may change per iteration of ``loop``. ``defs``: the names
+        assigned on every path earlier in the same iteration of the innermost loop,
+        where ``expr`` is evaluated (``x = 0`` makes ``x`` the same in every iteration)."""
+        self._defs = defs or None
+        try:
+            return self._varies(expr, loop, frozenset())
+        finally:
+            self._defs = None
 
     def rebound_in(self, name: str, loop: Loop) -> bool:
         """Whether anything in the loop region (re)binds ``name``."""
@@ -218,6 +302,9 @@ class Variance:
             pure = func.attr.value in _PURE_STR_METHODS and not self._varies(
                 func.value, loop, guard
             )
+            if pure and func.attr.value == "format" and literal_string(func.value) is not None:
+                # "name-{}".format(x): decided from what is formatted, as f"name-{x}" is.
+                return any(self._varies(arg.value, loop, guard) for arg in call.args)
         else:
             pure = False
         if not pure:
@@ -253,6 +340,10 @@ class Variance:
         if name in self._analysis.model.volatile:
             return True
         key = (name, id(loop))
+        defs = self._defs
+        if not guard and defs is not None and name in defs:
+            # Assigned earlier in this iteration on every path: that value is the name's.
+            return self._varies(defs[name], loop, frozenset({key}))
         if key in guard:
             return True  # x = f(x): defined in terms of itself
         bindings = loop.bindings.get(name)

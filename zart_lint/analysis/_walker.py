@@ -16,20 +16,25 @@ from typing import Any
 import libcst as cst
 
 from zart_lint.analysis._model import (
+    ALIAS,
     ASSIGN,
     AUG,
+    CLASS,
     DEF,
     IMPORT,
     LOCAL_MEANING,
     OTHER,
+    PARTIAL,
     TARGET,
     Branch,
     CallSite,
+    Defs,
     FileModel,
     ImportRef,
     Loop,
     LoopKind,
     Meaning,
+    PartialRef,
     Scope,
 )
 
@@ -182,6 +187,7 @@ def walk(module: cst.Module) -> FileModel:
 
 
 _Handler = Callable[["_Walker", Any], None]
+_Saved = tuple[Scope, "Loop | None", tuple[Branch, ...], "Defs | None", int]
 
 
 class _Walker:
@@ -192,6 +198,10 @@ class _Walker:
         self.branches: tuple[Branch, ...] = ()
         self.fstring_depth = 0
         self.top = -1  # index of the top-level statement being walked
+        # Per-iteration definitions of the current loop (see CallSite.defs), and
+        # how deep in conditional code (if, try, match ...) of that loop the walk is.
+        self.defs: Defs | None = None
+        self.conditional = 0
 
     # -- dispatch -------------------------------------------------------------------------
 
@@ -243,6 +253,9 @@ class _Walker:
         self.scope.used.add(name)
         scope.meanings.setdefault(name, []).append(meaning)
         scope.values.setdefault(name, []).append(value if kind == ASSIGN else None)
+        defs = self.defs
+        if defs is not None and name in defs:
+            self.defs = {key: known for key, known in defs.items() if key != name}
         loop = self.loop
         if loop is not None:
             binding = (kind, value, source if source is not None else loop)
@@ -259,7 +272,12 @@ class _Walker:
     ) -> None:
         target_type = type(target)
         if target_type is cst.Name:
-            self._bind(target.value, kind, value, source=source)  # type: ignore[attr-defined]
+            meaning = (
+                _alias_meaning(value, self.loop is not None)
+                if kind == ASSIGN and value is not None
+                else LOCAL_MEANING
+            )
+            self._bind(target.value, kind, value, meaning, source)  # type: ignore[attr-defined]
         elif target_type is cst.Tuple or target_type is cst.List:
             for element in target.elements:  # type: ignore[attr-defined]
                 self._bind_target(element.value, kind, value, source)
@@ -281,16 +299,36 @@ class _Walker:
 
     # -- scopes ---------------------------------------------------------------------------
 
-    def _enter(self, scope: Scope) -> tuple[Scope, Loop | None, tuple[Branch, ...]]:
-        saved = (self.scope, self.loop, self.branches)
+    def _enter(self, scope: Scope) -> _Saved:
+        saved = (self.scope, self.loop, self.branches, self.defs, self.conditional)
         self.model.scopes.append(scope)
-        self.scope, self.loop, self.branches = scope, None, ()
+        self.scope, self.loop, self.branches, self.defs, self.conditional = scope, None, (), None, 0
         return saved
 
-    def _leave(self, saved: tuple[Scope, Loop | None, tuple[Branch, ...]]) -> None:
+    def _leave(self, saved: _Saved) -> None:
         inner = self.scope
-        self.scope, self.loop, self.branches = saved
+        self.scope, self.loop, self.branches, self.defs, self.conditional = saved
         self.scope.used |= inner.used
+
+    def _enter_loop(self, loop: Loop) -> tuple[Loop | None, Defs | None, int]:
+        saved = (self.loop, self.defs, self.conditional)
+        self.model.loops.append(loop)
+        self.loop, self.defs, self.conditional = loop, {}, 0
+        return saved
+
+    def _leave_loop(self, saved: tuple[Loop | None, Defs | None, int]) -> None:
+        inner = self.loop
+        self.loop, defs, self.conditional = saved
+        if defs and inner is not None and not inner.bindings.keys().isdisjoint(defs):
+            defs = {name: value for name, value in defs.items() if name not in inner.bindings}
+        self.defs = defs
+
+    def _define(self, targets: Sequence[cst.BaseExpression], value: cst.BaseExpression) -> None:
+        """Record ``name = value`` run on every path of the current loop iteration."""
+        if self.defs is not None and not self.conditional and len(targets) == 1:
+            target = targets[0]
+            if isinstance(target, cst.Name):
+                self.defs = {**self.defs, target.value: value}
 
     def _params(self, params: cst.Parameters) -> None:
         """Visit defaults (evaluated where the def is) -- not the names."""
@@ -336,8 +374,10 @@ class _Walker:
             self.visit(decorator.decorator)
         for arg in (*node.bases, *node.keywords):
             self.visit(arg.value)
-        self._bind(node.name.value, OTHER)
-        saved = self._enter(Scope("class", node, self.scope, name=node.name.value))
+        self._bind(node.name.value, OTHER, meaning=(CLASS, node))
+        scope = Scope("class", node, self.scope, name=node.name.value)
+        self.model.class_scopes[id(node)] = scope
+        saved = self._enter(scope)
         self.visit(node.body)
         self._leave(saved)
 
@@ -393,11 +433,13 @@ class _Walker:
                 self.model.assigned[id(value)] = names
         for target in node.targets:
             self._bind_target(target.target, ASSIGN, value)
+        self._define([target.target for target in node.targets], value)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
             self.visit(node.value)
             self._bind_target(node.target, ASSIGN, node.value)
+            self._define([node.target], node.value)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         self.visit(node.value)
@@ -427,34 +469,29 @@ class _Walker:
     def visit_For(self, node: cst.For) -> None:
         self.visit(node.iter)  # evaluated once, before the loop
         kind: LoopKind = "async for" if node.asynchronous is not None else "for"
-        outer = self.loop
-        loop = Loop(node, kind, outer, self.scope)
-        self.model.loops.append(loop)
-        self.loop = loop
+        loop = Loop(node, kind, self.loop, self.scope)
+        saved = self._enter_loop(loop)
         self._bind_target(node.target, TARGET, None, source=loop)
         self.visit(node.body)
-        self.loop = outer
+        self._leave_loop(saved)
         if node.orelse is not None:
             self.visit(node.orelse)  # runs once, after the loop
 
     def visit_While(self, node: cst.While) -> None:
-        outer = self.loop
-        self.loop = Loop(node, "while", outer, self.scope)
-        self.model.loops.append(self.loop)
+        saved = self._enter_loop(Loop(node, "while", self.loop, self.scope))
         self.visit(node.test)  # evaluated before every iteration
         self.visit(node.body)
-        self.loop = outer
+        self._leave_loop(saved)
         if node.orelse is not None:
             self.visit(node.orelse)
 
     def _comprehension(self, for_in: cst.CompFor, elements: Sequence[cst.BaseExpression]) -> None:
         self.visit(for_in.iter)  # the outermost iterable is evaluated once
-        outer = self.loop
+        saved: list[tuple[Loop | None, Defs | None, int]] = []
         comp: cst.CompFor | None = for_in
         while comp is not None:
             loop = Loop(comp, "comprehension", self.loop, self.scope)
-            self.model.loops.append(loop)
-            self.loop = loop
+            saved.append(self._enter_loop(loop))
             self._bind_target(comp.target, TARGET, None, source=loop)
             for condition in comp.ifs:
                 self.visit(condition.test)
@@ -463,7 +500,8 @@ class _Walker:
                 self.visit(comp.iter)
         for element in elements:
             self.visit(element)
-        self.loop = outer
+        for state in reversed(saved):
+            self._leave_loop(state)
 
     def visit_ListComp(self, node: cst.ListComp | cst.SetComp | cst.GeneratorExp) -> None:
         self._comprehension(node.for_in, (node.elt,))
@@ -474,8 +512,16 @@ class _Walker:
     def _branch(self, node: cst.CSTNode, index: int, body: cst.CSTNode, exits: bool) -> None:
         saved = self.branches
         self.branches = (*saved, (id(node), index, exits))
+        self.conditional += 1
         self.visit(body)
+        self.conditional -= 1
         self.branches = saved
+
+    def visit_Try(self, node: cst.Try | cst.TryStar) -> None:
+        # Any statement of a try block may be skipped (by an exception).
+        self.conditional += 1
+        self._generic(node)
+        self.conditional -= 1
 
     def visit_If(self, node: cst.If) -> None:
         self.visit(node.test)
@@ -545,14 +591,26 @@ class _Walker:
         site = None
         if parts is not None:
             site = CallSite(
-                node, parts, self.scope, self.loop, self.branches, self.fstring_depth > 0
+                node,
+                parts,
+                self.scope,
+                self.loop,
+                self.branches,
+                self.fstring_depth > 0,
+                self.defs if self.loop is not None else None,
             )
             model.calls.append(site)
         loop = self.loop
         if loop is not None and not (type(func) is cst.Attribute and func.attr.value == "named"):
-            if type(func) is cst.Attribute and func.attr.value not in PURE_METHODS:
+            pure = type(func) is cst.Attribute and func.attr.value in PURE_METHODS
+            if type(func) is cst.Attribute and not pure:
                 self._mutate(func.value)  # x.append(...) changes x
-            passed = [name for arg in node.args if (name := root_name(arg.value)) is not None]
+            # "-".join(x), "{}".format(x): methods that read their arguments, never change them.
+            passed = (
+                []
+                if pure
+                else [name for arg in node.args if (name := root_name(arg.value)) is not None]
+            )
             while loop is not None:
                 loop.calls.append(site)
                 loop.passed.extend((name, site) for name in passed)
@@ -560,6 +618,23 @@ class _Walker:
         self.visit(func)
         for arg in node.args:
             self.visit(arg.value)
+
+
+def _alias_meaning(value: cst.BaseExpression, in_loop: bool) -> Meaning:
+    """What ``name = value`` makes of the name: an alias, a partial, or a plain local."""
+    value_type = type(value)
+    if value_type is cst.Name or value_type is cst.Attribute:
+        parts = dotted_parts(value)
+        if parts is not None:
+            return (ALIAS, parts)
+    elif value_type is cst.Call:
+        call: cst.Call = value  # type: ignore[assignment]
+        function = dotted_parts(call.func)
+        if function is not None and function[-1] == "partial" and call.args:
+            first = call.args[0]
+            if first.keyword is None and not first.star and dotted_parts(first.value):
+                return (PARTIAL, PartialRef(function, call, in_loop))
+    return LOCAL_MEANING
 
 
 def _pattern_captures(pattern: cst.CSTNode) -> list[str]:
@@ -593,6 +668,8 @@ _HANDLERS: dict[type, _Handler] = {
     cst.With: _Walker.visit_With,
     cst.ExceptHandler: _Walker.visit_ExceptHandler,
     cst.ExceptStarHandler: _Walker.visit_ExceptHandler,
+    cst.Try: _Walker.visit_Try,
+    cst.TryStar: _Walker.visit_Try,
     cst.For: _Walker.visit_For,
     cst.While: _Walker.visit_While,
     cst.ListComp: _Walker.visit_ListComp,

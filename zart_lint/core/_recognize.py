@@ -16,6 +16,9 @@ DefKind = Literal["step", "durable"]
 ParamKind = Literal[
     "positional_only", "positional", "var_positional", "keyword_only", "var_keyword"
 ]
+# How a step is called: a plain function, or a method of a class (the first
+# parameter of an instance method or a classmethod is bound by the call).
+Binding = Literal["function", "static", "class", "instance"]
 
 # zart's own decorators and primitives (tests/lint/test_parity.py checks these
 # tables against what zart exports).
@@ -80,6 +83,25 @@ class StepDef:
     template: str | None
     params: tuple[Param, ...]
     is_async: bool
+    binding: Binding = "function"
+
+    def call_params(self, through_class: bool = False) -> tuple[Param, ...]:
+        """The parameters a call's arguments bind to: without ``self`` / ``cls`` when the
+        call supplies it (``self.charge(x)``, ``Billing.charge(x)`` for a classmethod).
+        ``through_class``: called on the class itself (an instance method then takes
+        ``self`` explicitly)."""
+        if self.binding == "class" or (self.binding == "instance" and not through_class):
+            return self.params[1:]
+        return self.params
+
+
+def method_binding(decorators: tuple[str, ...]) -> Binding:
+    """A method's binding from the last part of its decorators' names."""
+    if "staticmethod" in decorators:
+        return "static"
+    if "classmethod" in decorators:
+        return "class"
+    return "instance"
 
 
 def decorator_kind(
@@ -119,3 +141,35 @@ def nondeterministic_kind(qualified: str) -> Literal["now", "capture"] | None:
     if module in _NONDETERMINISTIC_MODULES and member and qualified not in _DETERMINISTIC_MEMBERS:
         return "capture"
     return None
+
+
+def partial_step(
+    step: StepDef,
+    positional: int,
+    keywords: dict[str, tuple[object, bool]],
+    fixed: bool,
+) -> StepDef:
+    """The step ``functools.partial(step, <positional args>, **keywords)`` calls.
+
+    The first ``positional`` parameters are gone; a keyword-bound parameter keeps
+    its partial value as a default when ``fixed`` (the partial is made once, outside
+    any loop: its values are the same in every iteration) and is gone otherwise (a
+    name that depends on it is then not judged). ``keywords``: name -> (literal
+    value, whether it is a literal).
+    """
+    remaining = list(step.call_params())[positional:]
+    params: list[Param] = []
+    for param in remaining:
+        bound = keywords.get(param.name)
+        if bound is None:
+            params.append(param)
+        elif fixed:
+            value, is_literal = bound
+            literal = value if is_literal and _plain(value) else None
+            assert literal is None or isinstance(literal, (str, int, float, bool))
+            params.append(Param(param.name, "keyword_only", True, literal, is_literal))
+    return StepDef(step.kind, step.function, step.template, tuple(params), step.is_async)
+
+
+def _plain(value: object) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))

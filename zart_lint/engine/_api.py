@@ -24,23 +24,40 @@ from pathlib import Path
 
 from zart_lint.core._finding import Finding
 from zart_lint.core._options import RuleOptions
-from zart_lint.project._index import ProjectIndex, mentions_any
+from zart_lint.project._imports import scan_imports
+from zart_lint.project._index import ProjectIndex
 
-__all__ = ["ProjectIndex", "RuleOptions", "lint_source", "might_involve_steps"]
+__all__ = [
+    "ProjectIndex",
+    "RuleOptions",
+    "analyse_source",
+    "lint_source",
+    "might_involve_steps",
+]
 
 
-def might_involve_steps(source: str, index: ProjectIndex, options: RuleOptions) -> bool:
+def might_involve_steps(
+    source: str, index: ProjectIndex, options: RuleOptions, path: Path | None = None
+) -> bool:
     """False only when the file certainly neither defines nor calls a step or primitive.
 
-    A step is reached through ``zart`` (the decorators, the primitives), a
-    configured decorator, or a name the index knows to lead to a step (a step
-    function, the module holding it, an alias re-exporting it).
+    Decided on import evidence, not on words: the file mentions ``zart`` (or a
+    configured decorator), or it imports a name that leads to a step, a durable
+    or zart's API (a step-bearing module, a step, an alias of one), as the
+    index finds by following the imports. ``path`` places the file in the
+    project, for its relative imports.
     """
     if "zart" in source:
         return True
     if any(word in source for word in options.decorator_words()):
         return True
-    return mentions_any(source, index.words)
+    if index.root is None or "import" not in source:
+        return False
+    location = index.location_of(path) if path is not None else None
+    importer, directory = location if location is not None else (None, None)
+    scanned = scan_imports(source, directory)
+    names = (*scanned.plain, *scanned.names.values(), *scanned.stars)
+    return any(index.leads_to_steps(name, importer) for name in dict.fromkeys(names))
 
 
 def lint_source(
@@ -56,3 +73,13 @@ def lint_source(
     from zart_lint.engine import _lint  # libcst and the analysis: imported when first needed
 
     return _lint.lint_source(source, path, index, options)
+
+
+def analyse_source(
+    source: str, path: Path, index: ProjectIndex, options: RuleOptions
+) -> tuple[list[Finding], str | None]:
+    """``lint_source``, and a notice when the file cannot be analysed: valid Python
+    that libcst cannot parse (no finding then, not even ZRT000)."""
+    from zart_lint.engine import _lint
+
+    return _lint.analyse_source(source, path, index, options)

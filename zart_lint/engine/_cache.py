@@ -37,7 +37,7 @@ from typing import Any
 from zart_lint.core._finding import Edit, Finding, Fix
 from zart_lint.engine._suppression import Suppression
 
-FORMAT = 1
+FORMAT = 2
 _RACY_NS = 2_000_000_000
 
 
@@ -58,6 +58,11 @@ class Entry:
     findings: list[Finding]  # path left empty: filled in at display time
     suppressions: list[Suppression] | None
     stat: StatKey | None = None
+    # Why the file could not be analysed (valid Python libcst cannot parse), if so.
+    notice: str | None = None
+    # Whether its syntax was checked (parsed, or named on the command line): a file a
+    # directory walk skipped unparsed is checked again when it is named explicitly.
+    syntax_checked: bool = True
 
 
 def _encode_finding(f: Finding) -> list[Any]:
@@ -147,6 +152,8 @@ class Cache:
                     else [_decode_suppression(s) for s in raw["suppressions"]]
                 ),
                 stat=st,
+                notice=raw.get("notice"),
+                syntax_checked=bool(raw.get("syntax_checked", True)),
             )
         except (KeyError, TypeError, ValueError):
             return None  # written by another version, or damaged: just re-check the file
@@ -171,6 +178,8 @@ class Cache:
                 if entry.suppressions is None
                 else [_encode_suppression(s) for s in entry.suppressions]
             ),
+            "notice": entry.notice,
+            "syntax_checked": entry.syntax_checked,
         }
 
     def save(self) -> str | None:
@@ -248,15 +257,13 @@ class _IndexUnpickler(pickle.Unpickler):
 
 
 class IndexCache:
-    """The ProjectIndex of one root, reused while no Python file under it changed.
+    """What the project index read of each file, reused per file while its stat holds.
 
-    Building the index reads every Python file of the project, which would make
-    a fully cached run as slow as that; reusing it is checked against the size,
-    mtime and inode of every file the index builder looks at (``files``).
-
-    The index is stored pickled inside the pickle that holds its key, signature
-    and fingerprint: a run whose results all come from the cache needs only the
-    fingerprint, and never pays for unpickling the index itself.
+    Entries are the index's per-file scan results (``ModuleInfo``), each valid
+    while the file's size, mtime and inode are unchanged: an edit re-reads one
+    file, not the project. The file also holds a signature of the stats of
+    *every* project file and the index fingerprint they give: a run in which no
+    file changed gets the fingerprint without unpickling a single entry.
     """
 
     def __init__(self, directory: Path, root: Path, key: str) -> None:
@@ -279,40 +286,44 @@ class IndexCache:
             h.update(f"{rel}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_ino}\n".encode())
         return h.hexdigest(), newest < self._started_ns - _RACY_NS
 
-    def load(self, signature: str) -> Any:
-        """The stored index (None if there is no valid one)."""
-        found = self.load_lazily(signature)
-        return found[1]() if found is not None else None
-
-    def load_lazily(self, signature: str) -> tuple[str, Callable[[], Any]] | None:
-        """(fingerprint, a function unpickling the index, or returning None if it cannot)."""
+    def load(self) -> tuple[str | None, str | None, Callable[[], dict[str, Any]]] | None:
+        """(signature, fingerprint, a function unpickling the per-file entries), or None."""
         try:
             with self.path.open("rb") as fh:
                 stored = _IndexUnpickler(fh).load()
         except Exception:
-            return None  # missing, damaged, foreign: build the index instead
+            return None  # missing, damaged, foreign: read the files instead
         if not (
             isinstance(stored, tuple)
             and len(stored) == 4
             and stored[0] == self.key
-            and stored[1] == signature
-            and isinstance(stored[2], str)
             and isinstance(stored[3], bytes)
         ):
             return None
         payload: bytes = stored[3]
 
-        def unpickle() -> Any:
+        def entries() -> dict[str, Any]:
             try:
-                return _IndexUnpickler(io.BytesIO(payload)).load()
+                found = _IndexUnpickler(io.BytesIO(payload)).load()
             except Exception:
-                return None
+                return {}
+            return found if isinstance(found, dict) else {}
 
-        return stored[2], unpickle
+        signature = stored[1] if isinstance(stored[1], str) else None
+        fingerprint = stored[2] if isinstance(stored[2], str) else None
+        return signature, fingerprint, entries
 
-    def save(self, signature: str, index: object, fingerprint: str) -> str | None:
+    def save(
+        self, entries: dict[str, Any], signature: str | None, fingerprint: str | None
+    ) -> str | None:
+        """Store the entries (those of files modified too recently to trust are left out)."""
+        trusted = {
+            rel: entry
+            for rel, entry in entries.items()
+            if entry[0][0] < self._started_ns - _RACY_NS
+        }
         try:
-            inner = pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL)
+            inner = pickle.dumps(trusted, protocol=pickle.HIGHEST_PROTOCOL)
             payload = pickle.dumps(
                 (self.key, signature, fingerprint, inner), protocol=pickle.HIGHEST_PROTOCOL
             )

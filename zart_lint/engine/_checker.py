@@ -16,7 +16,7 @@ from pathlib import Path
 
 from zart_lint.core._finding import Finding
 from zart_lint.core._options import RuleOptions
-from zart_lint.engine._api import lint_source, might_involve_steps
+from zart_lint.engine._api import analyse_source, might_involve_steps
 from zart_lint.engine._cache import Entry, StatKey, digest, stat_key
 from zart_lint.engine._suppression import (
     UNUSED_CODE,
@@ -29,6 +29,7 @@ from zart_lint.fix._apply import fix_until_stable, split_lines, unified_diff
 from zart_lint.project._config import Settings
 from zart_lint.project._discovery import PathMatcher
 from zart_lint.project._index import ProjectIndex
+from zart_lint.rules.zrt000_syntax_error import syntax_error
 
 _BOM = "\ufeff"
 
@@ -47,6 +48,19 @@ class FileTask:
     rel: str  # relative to the project root, for per-file-ignores
     root: str | None  # key of the ProjectIndex to use
     stdin: bytes | None = None  # the text of "-"
+    # Named on the command line (not found by a directory walk): always syntax-checked.
+    explicit: bool = False
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A file read, decoded and found to need the analysis (see FileChecker.prepare)."""
+
+    task: FileTask
+    text: str
+    had_bom: bool
+    digest: str
+    stat: StatKey | None
 
 
 @dataclass
@@ -66,6 +80,7 @@ class FileOutcome:
     fixed_source: str | None = None  # stdin with --fix: the text to print
     error: str | None = None
     error_detail: str | None = None
+    notice: str | None = None  # why the file could not be analysed (not checked)
 
 
 class _Unreadable(Exception):
@@ -171,11 +186,17 @@ class FileChecker:
         except OSError as exc:
             raise _Unreadable(exc.strerror or str(exc)) from None
 
-    def _lint(self, task: FileTask, text: str) -> tuple[list[Finding], bool]:
+    def _lint(self, task: FileTask, text: str) -> tuple[list[Finding], bool, str | None]:
+        """(raw findings, whether the file was parsed, why it could not be analysed)."""
         index = self.indexes[task.root]
-        if not might_involve_steps(text, index, self.options):
-            return [], False
-        return lint_source(text, Path(task.path), index, self.options), True
+        path = Path(task.path)
+        if not might_involve_steps(text, index, self.options, path):
+            if task.explicit:  # named on the command line: its syntax is checked all the same
+                error = syntax_error(text, Path(task.display))
+                return ([error] if error is not None else []), False, None
+            return [], False, None
+        findings, notice = analyse_source(text, path, index, self.options)
+        return findings, True, notice
 
     def _suppressions(self, raw: Sequence[Finding], text: str) -> list[Suppression] | None:
         if not might_have_suppressions(text):
@@ -184,7 +205,9 @@ class FileChecker:
             return parse_suppressions(text)
         return None  # not needed now; computed later if ever
 
-    def check(self, task: FileTask) -> FileOutcome:
+    def prepare(self, task: FileTask) -> Prepared | FileOutcome:
+        """Read and decode a file; a FileOutcome when that is all it needs (it cannot be
+        read or decoded, or it cannot involve steps), else what ``check`` goes on with."""
         outcome = FileOutcome(task=task)
         try:
             data, st = self._read(task)
@@ -198,18 +221,38 @@ class FileChecker:
             outcome.entry = Entry(file_digest, _strip_paths(raw), [], st)
             outcome.findings, _ = self.report(task, raw, [], lambda: ())
             return outcome
+        prepared = Prepared(task, text, had_bom, file_digest, st)
+        index = self.indexes[task.root]
+        if might_involve_steps(text, index, self.options, Path(task.path)):
+            return prepared
+        return self.check(task, prepared)
 
-        raw, outcome.parsed = self._lint(task, text)
+    def check(self, task: FileTask, prepared: Prepared | None = None) -> FileOutcome:
+        if prepared is None:
+            first = self.prepare(task)
+            if isinstance(first, FileOutcome):
+                return first
+            prepared = first
+        outcome = FileOutcome(task=task)
+        text = prepared.text
+        raw, outcome.parsed, outcome.notice = self._lint(task, text)
         outcome.skipped = not outcome.parsed
         suppressions = self._suppressions(raw, text)
-        outcome.entry = Entry(file_digest, _strip_paths(raw), suppressions, st)
+        outcome.entry = Entry(
+            prepared.digest,
+            _strip_paths(raw),
+            suppressions,
+            prepared.stat,
+            notice=outcome.notice,
+            syntax_checked=outcome.parsed or task.explicit,
+        )
         outcome.findings, outcome.suppressed = self.report(
             task, raw, suppressions, lambda: split_lines(text)
         )
         if outcome.findings:
             outcome.source = text
         if (self.mode.fix or self.mode.diff) and any(f.fix for f in outcome.findings):
-            self._fix(task, outcome, text, had_bom)
+            self._fix(task, outcome, text, prepared.had_bom)
         return outcome
 
     def _fix(self, task: FileTask, outcome: FileOutcome, text: str, had_bom: bool) -> None:
@@ -217,7 +260,7 @@ class FileChecker:
         last: list[tuple[list[Finding], list[Suppression]]] = []
 
         def lint(source: str) -> list[Finding]:
-            raw, _ = self._lint(task, source)
+            raw, _, _ = self._lint(task, source)
             sup = parse_suppressions(source) if might_have_suppressions(source) else []
             last[:] = [(raw, sup)]
             findings, _ = self.report(task, raw, sup, lambda: split_lines(source))
@@ -261,10 +304,15 @@ def _strip_paths(findings: Iterable[Finding]) -> list[Finding]:
     return [dataclasses.replace(f, path="") for f in findings]
 
 
-def safe_check(checker: FileChecker, task: FileTask) -> FileOutcome:
+def safe_check(checker: FileChecker, task: FileTask | Prepared) -> FileOutcome:
     """Check one file; a crash in the analysis affects that file only."""
+    if isinstance(task, Prepared):
+        prepared: Prepared | None = task
+        task = task.task
+    else:
+        prepared = None
     try:
-        return checker.check(task)
+        return checker.check(task, prepared)
     except Exception as exc:
         return FileOutcome(
             task=task,

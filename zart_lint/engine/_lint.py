@@ -51,10 +51,26 @@ def lint_source(
     source: str, path: Path, index: ProjectIndex, options: RuleOptions
 ) -> list[Finding]:
     """``_api.lint_source``."""
+    return analyse_source(source, path, index, options)[0]
+
+
+def analyse_source(
+    source: str, path: Path, index: ProjectIndex, options: RuleOptions
+) -> tuple[list[Finding], str | None]:
+    """``_api.analyse_source``: the findings, and why the file could not be analysed."""
     try:
         module = parse_module(source)
     except (cst.ParserSyntaxError, RecursionError, ValueError) as error:
-        return [zrt000_syntax_error.finding(source, path, error)]
+        notice = zrt000_syntax_error.cannot_analyse(source, error)
+        if notice is not None:
+            return [], notice
+        return [zrt000_syntax_error.finding(source, path, error)], None
+    return _findings(module, source, path, index, options), None
+
+
+def _findings(
+    module: cst.Module, source: str, path: Path, index: ProjectIndex, options: RuleOptions
+) -> list[Finding]:
     model = None
     try:
         model = walk(module)

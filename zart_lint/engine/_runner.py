@@ -16,13 +16,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from zart_lint.core._options import RuleOptions
 from zart_lint.core._version import __version__
 from zart_lint.engine._cache import Cache, IndexCache, code_version, digest, stat_key
-from zart_lint.engine._checker import FileChecker, FileOutcome, FileTask, Mode, decode
+from zart_lint.engine._checker import (
+    FileChecker,
+    FileOutcome,
+    FileTask,
+    Mode,
+    Prepared,
+    decode,
+    safe_check,
+)
 from zart_lint.engine._suppression import might_have_suppressions, parse_suppressions
-from zart_lint.engine._workers import IndexScanner, check_many
+from zart_lint.engine._workers import IndexScanner, Work, check_many
 from zart_lint.fix._apply import split_lines
 from zart_lint.project._config import Settings
 from zart_lint.project._index import ProjectIndex, python_files
@@ -103,10 +112,21 @@ def run(
             outcomes.append(outcome)
     for root in dict.fromkeys(t.root for t in todo):
         indexes[root] = handles[root].get()
-    outcomes.extend(check_many(checker, todo, jobs))
+    # Read and pre-filter here: only the files that need the analysis go on, to worker
+    # processes if there are enough of them to pay for starting those (and libcst).
+    work: list[Work] = []
+    for task in todo:
+        first = safe_prepare(checker, task)
+        (outcomes if isinstance(first, FileOutcome) else work).append(first)  # type: ignore[arg-type]
+    outcomes.extend(check_many(checker, work, jobs))
     stats.lint_seconds = time.perf_counter() - started
 
     _remember(outcomes, caches, stats)
+    for handle in handles.values():
+        problem = handle.save()
+        if problem:
+            stats.notes.append(problem)
+        stats.notes.extend(handle.notes)
     outcomes.sort(key=lambda o: o.task.display)
     return RunResult(outcomes, stats)
 
@@ -122,10 +142,16 @@ def _index_handles(
     """The index of each project root of the run (built, or found in the cache)."""
     handles: dict[str | None, _IndexHandle] = {}
     scanner = IndexScanner(jobs)
+    per_root: dict[str | None, int] = {}
+    for task in tasks:
+        per_root[task.root] = per_root.get(task.root, 0) + 1
     try:
-        for root in dict.fromkeys(t.root for t in tasks):
-            handles[root] = _project_index(root, options, settings, code, stats, scanner)
-            stats.roots.append(root or "(no project root)")
+        for root, count in per_root.items():
+            handle = _IndexHandle(root, options, settings, code, scanner)
+            handle.open(count)
+            handles[root] = handle
+            stats.roots.append(f"{root or '(no project root)'} {handle.how}")
+            stats.index_cached += handle.how == "loaded from the cache"
     except BaseException:
         scanner.close(cancel=True)
         raise
@@ -136,14 +162,19 @@ def _index_handles(
 def _load_caches(
     handles: dict[str | None, _IndexHandle], settings: Settings, options: RuleOptions, code: str
 ) -> dict[str | None, Cache]:
-    """The results cache of each root, keyed by what the results depend on."""
+    """The results cache of each root whose index has a fingerprint, keyed by what the
+    results depend on. (An index read on demand has none: its root's results are not
+    cached in that run.)"""
     caches: dict[str | None, Cache] = {}
     for root, handle in handles.items():
+        fingerprint = handle.fingerprint()
+        if fingerprint is None:
+            continue
         key = Cache.make_key(
             version=__version__,
             code=code,
             options=dataclasses.asdict(options),
-            index=handle.fingerprint(),
+            index=fingerprint,
         )
         cache = Cache(settings.cache_dir, Path(root) if root else None, key)
         cache.load()
@@ -169,74 +200,112 @@ def _remember(
 
 
 class _IndexHandle:
-    """A root's index, or how to get it: a run that the cache answers entirely only
-    needs the index's fingerprint (unpickling a big index costs more than the
-    rest of such a run)."""
+    """A root's project index: built now (every file read, per-file cache entries
+    reused), read on demand, or -- when no file changed -- only its fingerprint, taken
+    from the cache (unpickling a big index costs more than the rest of such a run)."""
 
     def __init__(
         self,
-        index: ProjectIndex | None,
-        fingerprint: str | None = None,
-        load: Callable[[], object] | None = None,
-        build: Callable[[], ProjectIndex] | None = None,
+        root: str | None,
+        options: RuleOptions,
+        settings: Settings,
+        code: str | None,
+        scanner: IndexScanner,
     ) -> None:
-        self._index = index
-        self._fingerprint = fingerprint
-        self._load = load
-        self._build = build
+        self.root = Path(root) if root is not None else None
+        self.options = options
+        self.settings = settings
+        self.code = code
+        self.scanner = scanner
+        self.how = "built"
+        self.notes: list[str] = []
+        self._index: ProjectIndex | None = None
+        self._fingerprint: str | None = None
+        self._cache: IndexCache | None = None
+        self._entries: Callable[[], dict[str, Any]] = dict
+        self._files: list[Path] = []
+        self._signature: tuple[str, bool] | None = None
 
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = self.get().fingerprint()
+    def open(self, tasks: int) -> None:
+        """Decide how to get the index, given how many of the root's files are linted."""
+        if self.root is None:
+            self._index = ProjectIndex.empty(self.options)
+            self._fingerprint = self._index.fingerprint() if self.code is not None else None
+            return
+        skipped: list[Path] = []
+        self._files = sorted(python_files(self.root, skipped))
+        if skipped:
+            shown = ", ".join(f"{rel.as_posix()}/" for rel in skipped)
+            self.notes.append(f"project index: skipped build output {shown}")
+        if self.code is None:  # --no-cache: read what the linted files reach
+            self._lazy()
+            return
+        key = Cache.make_key(
+            version=__version__,
+            code=self.code,
+            options=dataclasses.asdict(self.options),
+            python=sys.version,
+        )
+        self._cache = IndexCache(self.settings.cache_dir, self.root, key)
+        self._signature = self._cache.signature(self._files)
+        stored = self._cache.load()
+        if stored is not None:
+            signature, fingerprint, self._entries = stored
+            if self._signature is not None and signature == self._signature[0] and fingerprint:
+                self.how = "loaded from the cache"
+                self._fingerprint = fingerprint
+                return
+        self._build(eager=tasks * 2 >= len(self._files))
+
+    def _lazy(self) -> None:
+        assert self.root is not None
+        self._index = ProjectIndex.build(self.root, self.options, files=self._files)
+        self.how = "built on demand"
+
+    def _build(self, *, eager: bool) -> None:
+        assert self.root is not None and self._cache is not None
+        entries = self._entries()
+        covered = all(str(rel) in entries for rel in self._files)
+        index = ProjectIndex.build(self.root, self.options, files=self._files, cached=entries)
+        self._index = index
+        if not (eager or covered):
+            self.how = "built on demand"
+            return
+        index.load_all(self.scanner)
+        self._fingerprint = index.fingerprint()
+        self.how = f"built ({index.files_read} of {len(self._files)} files read)"
+        self.save()
+
+    def fingerprint(self) -> str | None:
         return self._fingerprint
 
     def get(self) -> ProjectIndex:
         if self._index is None:
-            loaded = self._load() if self._load is not None else None
-            if isinstance(loaded, ProjectIndex):
-                self._index = loaded
-            else:  # damaged after all: build it again (from the same files)
-                assert self._build is not None
-                self._index = self._build()
+            assert self.root is not None
+            self._index = ProjectIndex.build(
+                self.root, self.options, files=self._files, cached=self._entries()
+            )
         return self._index
 
+    def save(self) -> str | None:
+        """Store what the index read (nothing new: nothing to do)."""
+        index = self._index
+        if self._cache is None or index is None or not index.files_read:
+            return None
+        signature = None
+        if self._fingerprint is not None and self._signature and self._signature[1]:
+            signature = self._signature[0]  # files too fresh to trust: no signature
+        problem = self._cache.save(index.scanned(), signature, self._fingerprint)
+        index.mark_saved()
+        return problem
 
-def _project_index(
-    root: str | None,
-    options: RuleOptions,
-    settings: Settings,
-    code: str | None,
-    stats: RunStats,
-    scanner: IndexScanner | None = None,
-) -> _IndexHandle:
-    """Build the root's index, or reuse the cached one if no Python file under it changed."""
-    if root is None:
-        return _IndexHandle(ProjectIndex.build(None, options))
-    if code is None:
-        return _IndexHandle(ProjectIndex.build(Path(root), options, scanner))
-    key = Cache.make_key(
-        version=__version__, code=code, options=dataclasses.asdict(options), python=sys.version
-    )
-    cache = IndexCache(settings.cache_dir, Path(root), key)
-    # The files the index builder reads: the cache is only valid while none of them changed.
-    files = sorted(python_files(Path(root)))
-    signature = cache.signature(files)
 
-    def build(scanner: IndexScanner | None = None) -> ProjectIndex:
-        index = ProjectIndex.build(Path(root), options, scanner, files=files)
-        if signature is not None and signature[1]:  # files too fresh to trust: not saved
-            problem = cache.save(signature[0], index, index.fingerprint())
-            if problem:
-                stats.notes.append(problem)
-        return index
-
-    if signature is not None:
-        found = cache.load_lazily(signature[0])
-        if found is not None:
-            stats.index_cached += 1
-            fingerprint, load = found
-            return _IndexHandle(None, fingerprint, load, build)
-    return _IndexHandle(build(scanner))
+def safe_prepare(checker: FileChecker, task: FileTask) -> FileOutcome | Prepared:
+    """``checker.prepare``; a crash affects that file only."""
+    try:
+        return checker.prepare(task)
+    except Exception:
+        return safe_check(checker, task)
 
 
 def _from_cache(
@@ -259,8 +328,8 @@ def _from_cache(
         if entry is not None:
             entry.stat = st
             changed = True
-    if entry is None:
-        return None
+    if entry is None or (task.explicit and not entry.syntax_checked):
+        return None  # named explicitly now, skipped unparsed before: check its syntax
     text_cache: list[str] = []
 
     def get_text() -> str:
@@ -290,4 +359,5 @@ def _from_cache(
         source=text_cache[0] if text_cache else None,
         cached=True,
         suppressed=suppressed,
+        notice=entry.notice,
     )

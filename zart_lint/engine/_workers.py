@@ -22,8 +22,10 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from zart_lint.engine._checker import FileChecker, FileOutcome, FileTask, safe_check
-from zart_lint.project._index import Scanned
+from zart_lint.engine._checker import FileChecker, FileOutcome, FileTask, Prepared, safe_check
+from zart_lint.project._module_scan import ModuleInfo
+
+Work = FileTask | Prepared
 
 # Below this many files to lint, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 8
@@ -60,16 +62,16 @@ def _init_worker(checker: FileChecker | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _check_chunk(tasks: list[FileTask]) -> list[FileOutcome]:
+def _check_chunk(tasks: list[Work]) -> list[FileOutcome]:
     assert _WORKER is not None, "worker not initialised"
     return [safe_check(_WORKER, task) for task in tasks]
 
 
-def _chunks(tasks: list[FileTask], workers: int) -> list[list[FileTask]]:
+def _chunks(tasks: list[Work], workers: int) -> list[list[Work]]:
     # Chunks shrink as the work runs out ("guided" scheduling): large ones keep
     # the per-task overhead (pickling, queueing) negligible, small ones at the
     # end keep the workers finishing together.
-    chunks: list[list[FileTask]] = []
+    chunks: list[list[Work]] = []
     start = 0
     while start < len(tasks):
         size = max(4, min(64, math.ceil((len(tasks) - start) / (workers * 4))))
@@ -130,7 +132,9 @@ class IndexScanner:
         self._jobs = jobs
         self._pool = _ProcessPool(jobs)
 
-    def __call__(self, scan: Callable[[Path], Scanned], files: list[Path]) -> Iterable[Scanned]:
+    def __call__(
+        self, scan: Callable[[Path], ModuleInfo | None], files: list[Path]
+    ) -> Iterable[ModuleInfo | None]:
         if self._jobs <= 1 or len(files) < PARALLEL_INDEX_THRESHOLD:
             return map(scan, files)
         chunksize = max(1, math.ceil(len(files) / (self._jobs * 8)))
@@ -147,7 +151,9 @@ def _import_linter() -> None:
     importlib.import_module("zart_lint.engine._lint")
 
 
-def check_many(checker: FileChecker, tasks: list[FileTask], jobs: int) -> list[FileOutcome]:
+def check_many(checker: FileChecker, tasks: list[Work], jobs: int) -> list[FileOutcome]:
+    """Check the files (read and pre-filtered already when Prepared): in this process,
+    or in worker processes when there are enough to pay for starting them."""
     workers = min(jobs, max(1, len(tasks) // 2))
     if len(tasks) <= PARALLEL_THRESHOLD or workers <= 1:
         with _collector_aside():

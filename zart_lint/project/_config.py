@@ -114,7 +114,11 @@ class Settings:
     durable_decorators: tuple[str, ...]
     cache_dir: Path
     report_unused_suppressions: bool
+    # Default excludes that skip build output only, not a real package of that name.
+    build_output: tuple[str, ...] = ()
 
+
+_BUILD_OUTPUT = frozenset({"build", "dist"})
 
 # --------------------------------------------------------------------------- codes
 
@@ -354,6 +358,9 @@ def build_settings(
     )
     report_unused = report_unused_suppressions or file_config.report_unused_suppressions
     exclude = file_config.exclude if file_config.exclude is not None else DEFAULT_EXCLUDES
+    # The default "build" / "dist" excludes skip build output, not a package so named.
+    build_output = tuple(p for p in exclude if p in _BUILD_OUTPUT and file_config.exclude is None)
+    exclude = tuple(p for p in exclude if p not in build_output)
     env_cache = os.environ.get("ZART_LINT_CACHE_DIR")
     chosen_cache = (
         cache_dir
@@ -370,6 +377,7 @@ def build_settings(
         config_path=file_config.path,
         enabled=selected - {UNUSED_SUPPRESSION},
         exclude=(*exclude, *file_config.extend_exclude),
+        build_output=build_output,
         per_file_ignores=pfi,
         step_decorators=file_config.step_decorators,
         durable_decorators=file_config.durable_decorators,

@@ -10,6 +10,11 @@ Exclude semantics follow ruff:
 * paths named on the command line are linted even when excluded, unless
   ``--force-exclude`` is given (what pre-commit users want, since pre-commit
   passes file names explicitly).
+
+The default excludes ``build`` and ``dist`` are build output: they are skipped
+unless they are a real sub-package (hold an ``__init__.py`` in a directory that
+holds one, like pip's ``_internal/operations/build/``). What the walk skips
+that way is reported (``Discovery.skipped``), never silently dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 
@@ -62,11 +67,28 @@ class _Pattern:
     absolute: bool
 
 
-class PathMatcher:
-    """A set of ruff-style path globs, relative to ``root``."""
+BUILD_OUTPUT_DIRS = frozenset({"build", "dist"})
 
-    def __init__(self, patterns: Iterable[str], root: Path) -> None:
+
+def is_build_output(directory: Path) -> bool:
+    """A ``build`` / ``dist`` directory that is not a sub-package of a package."""
+    return directory.name in BUILD_OUTPUT_DIRS and not (
+        (directory / "__init__.py").is_file() and (directory.parent / "__init__.py").is_file()
+    )
+
+
+class PathMatcher:
+    """A set of ruff-style path globs, relative to ``root``.
+
+    ``build_output``: directory names skipped only when they are build output
+    (see :func:`is_build_output`), not when they are a real package.
+    """
+
+    def __init__(
+        self, patterns: Iterable[str], root: Path, build_output: Iterable[str] = ()
+    ) -> None:
         self.root = root
+        self.build_output = frozenset(build_output)
         self.patterns: list[_Pattern] = []
         for raw in patterns:
             pattern = raw.strip()
@@ -93,10 +115,12 @@ class PathMatcher:
 
     def matches_entry(self, path: Path, rel: str | None = None) -> bool:
         """Does this one path (not its ancestors) match a pattern?"""
-        if not self.patterns:
+        if not self.patterns and not self.build_output:
             return False
         rel = self.relative(path) if rel is None else rel
         name = path.name
+        if name in self.build_output and is_build_output(path):
+            return True
         abs_posix = path.as_posix()
         for p in self.patterns:
             if p.by_name:
@@ -108,7 +132,7 @@ class PathMatcher:
 
     def matches_path_or_parent(self, path: Path) -> bool:
         """Does the path, or a directory containing it (up to the root), match?"""
-        if not self.patterns:
+        if not self.patterns and not self.build_output:
             return False
         rel = self.relative(path)
         if self.matches_entry(path, rel):
@@ -126,6 +150,8 @@ class PathMatcher:
 class Discovery:
     files: list[Path]
     missing: list[str]  # command-line paths that do not exist
+    skipped: list[Path] = field(default_factory=list)  # build output directories not walked
+    explicit: set[Path] = field(default_factory=set)  # files named on the command line
 
 
 # Never project source, whatever ``exclude`` says (it may replace the defaults).
@@ -136,7 +162,7 @@ def _never_source(name: str, directory: str) -> bool:
     return name in _ALWAYS_SKIPPED or os.path.isfile(os.path.join(directory, "pyvenv.cfg"))
 
 
-def _walk(top: Path, excludes: PathMatcher) -> Iterator[Path]:
+def _walk(top: Path, excludes: PathMatcher, skipped: list[Path]) -> Iterator[Path]:
     stack = [str(top)]
     while stack:
         directory = stack.pop()
@@ -153,6 +179,8 @@ def _walk(top: Path, excludes: PathMatcher) -> Iterator[Path]:
             if is_dir:
                 path = Path(entry.path)
                 if _never_source(entry.name, entry.path) or excludes.matches_entry(path):
+                    if entry.name in excludes.build_output and is_build_output(path):
+                        skipped.append(path)
                     continue
                 stack.append(entry.path)
             elif is_file and entry.name.endswith(".py"):
@@ -167,6 +195,8 @@ def discover(
     seen: set[Path] = set()
     files: list[Path] = []
     missing: list[str] = []
+    skipped: list[Path] = []
+    explicit: set[Path] = set()
 
     def add(path: Path) -> None:
         if path not in seen:
@@ -181,13 +211,14 @@ def discover(
         if force_exclude and excludes.matches_path_or_parent(path):
             continue
         if path.is_dir():
-            for found in sorted(_walk(path, excludes)):
+            for found in sorted(_walk(path, excludes, skipped)):
                 add(found)
         else:
             # Named explicitly: lint it whatever its extension (pre-commit also
             # passes extension-less scripts with a python shebang).
             add(path)
-    return Discovery(files=files, missing=missing)
+            explicit.add(path)
+    return Discovery(files, missing, sorted(set(skipped)), explicit)
 
 
 def display_path(path: Path, cwd: Path) -> str:

@@ -1,58 +1,80 @@
-"""The project index: every step and durable defined anywhere in the project.
+"""The project index: which names of the project lead to a step, a durable or zart.
 
 Linting ``flows.py`` alone (as pre-commit does) must still know that
 ``process_item``, imported from ``steps.py``, is a step and what its name
-template is. The index is built once per run from the project root with the
-``ast`` module (several times faster than libcst; ``build`` can read and parse
-the files in worker processes) and sent to worker processes, so it holds only
-plain, picklable data.
+template is. The index answers that by following the imports, lazily: a module
+is read only when a question reaches it, so the cost of linting one file grows
+with what that file reaches through its imports, not with the size of the tree.
 
-Cost control: a file that never mentions ``zart`` (nor a configured decorator)
-cannot define a step, so it is not parsed for definitions. It can still
-re-export one (``pkg/__init__.py``: ``from .steps import process_item``), so
-files that mention the name of a known step, or of a module holding steps, are
-parsed for their imports only; that repeats until no new name turns up.
+What it follows: imports (``from .steps import charge as pay``), module-level
+aliases (``pay = billing.charge``, ``activity = zart.step``), star imports
+(each module's exported names are computed once, whatever the depth of a
+``from .a import *`` chain), ``functools.partial`` of a step, and steps
+defined as methods (``Billing.charge``). What it cannot: names built at run
+time (``getattr(module, name)``, ``globals()[...]``, ``importlib``).
+
+Cost control: a module that does not mention ``zart`` (nor a configured
+decorator) cannot define a step itself; for it, only its imports are read
+(with a regular expression, see ``_imports``). It *leads to* steps when it
+imports from a module that does (a re-export): such "step-bearing" modules are
+then parsed with ``ast`` for their aliases and definitions. Reading and parsing
+results are kept per file (``ModuleInfo``), which is what the index cache
+stores: an edit re-reads one file.
 """
 
 from __future__ import annotations
 
-import ast
-import functools
 import hashlib
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from zart_lint.core._options import RuleOptions
-from zart_lint.core._recognize import Param, ParamKind, StepDef, decorator_kind
+from zart_lint.core._recognize import (
+    DURABLE_DECORATORS,
+    PRIMITIVES,
+    STEP_DECORATORS,
+    StepDef,
+    decorator_kind,
+    partial_step,
+)
+from zart_lint.project import _module_scan
+from zart_lint.project._discovery import BUILD_OUTPUT_DIRS, is_build_output
+from zart_lint.project._imports import resolve_relative, scan_imports
+from zart_lint.project._module_scan import ModuleInfo, Partial
+
+__all__ = [
+    "ModuleInfo",
+    "Partial",
+    "ProjectIndex",
+    "dotted_name",
+    "module_parts",
+    "python_files",
+    "resolve_relative",
+]
 
 # Bump when the meaning of the index changes, so cached results are not reused.
-_INDEX_FORMAT = "zart-lint-index/1"
+_INDEX_FORMAT = "zart-lint-index/2"
 
 _ROOT_MARKERS = ("pyproject.toml", ".git")
-# Directories that hold no project code, or copies of it that would shadow the
-# real modules (build/lib/pkg/steps.py would also register as "pkg.steps").
-_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "build", "dist"})
-_MAX_REEXPORT_HOPS = 8
+# Directories that never hold project code.
+_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages"})
+# Build output (``build/lib/pkg/steps.py`` is a copy that would shadow ``pkg.steps``)
+# is skipped unless it is a real sub-package (pip's ``_internal/operations/build/``).
+_MAX_HOPS = 64
+_ZART_NAMES = STEP_DECORATORS | DURABLE_DECORATORS | frozenset(PRIMITIVES)
 
+dotted_name = _module_scan.dotted_name
 
-@dataclass(frozen=True)
-class ModuleInfo:
-    # Root-relative dotted path: "src.pkg.steps", or "pkg" for pkg/__init__.py.
-    key: str
-    steps: dict[str, StepDef] = field(default_factory=dict)
-    # Local name -> absolute qualified name it was imported as.
-    imports: dict[str, str] = field(default_factory=dict)
-    star_imports: tuple[str, ...] = ()
-
-
-# What _scan learns about a file: its definitions and imports when it mentions a
-# trigger word, else its text (looked at again for re-exports); (None, None) when
-# it cannot be read or parsed.
-Scanned = tuple[ModuleInfo | None, str | None]
-Scanner = Callable[[Callable[[Path], Scanned], list[Path]], Iterable[Scanned]]
+# What a name of the project refers to: a step or durable definition, or a
+# qualified name outside the project ("zart.step"); None: nothing known.
+Resolved = StepDef | str | None
+# Scans files for the index, like ``map`` (possibly in worker processes).
+Scanner = Callable[
+    [Callable[[Path], "ModuleInfo | None"], list[Path]], Iterable["ModuleInfo | None"]
+]
+StatKey = tuple[int, int, int]
 
 
 def module_parts(relative: Path) -> tuple[str, ...]:
@@ -63,59 +85,60 @@ def module_parts(relative: Path) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def resolve_relative(directory: tuple[str, ...], level: int, module: str | None) -> str | None:
-    """Root-relative dotted name of ``from <level dots><module> import``.
-
-    ``directory`` holds the root-relative parts of the importing file's directory
-    (for ``pkg/__init__.py`` that is the package itself, as Python has it).
-    """
-    up = level - 1
-    if up > len(directory):
-        return None  # climbs above the project root
-    base = list(directory[: len(directory) - up])
-    if module:
-        base.extend(module.split("."))
-    return ".".join(base)
-
-
-def dotted_name(node: ast.expr) -> str | None:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return ".".join(reversed(parts))
+def python_files(root: Path, skipped: list[Path] | None = None) -> Iterator[Path]:
+    """Root-relative paths of the project's ``.py`` files (``skipped``: build output seen)."""
+    for directory, dirnames, filenames in os.walk(root):
+        here = Path(directory)
+        kept = []
+        for name in dirnames:
+            if name.startswith(".") or name in _SKIPPED_DIRS or name.endswith(".egg-info"):
+                continue
+            if (here / name / "pyvenv.cfg").exists():  # a virtualenv
+                continue
+            if name in BUILD_OUTPUT_DIRS and is_build_output(here / name):
+                if skipped is not None:
+                    skipped.append((here / name).relative_to(root))
+                continue
+            kept.append(name)
+        dirnames[:] = kept
+        for name in filenames:
+            if name.endswith(".py"):
+                yield (here / name).relative_to(root)
 
 
-def qualify(written: str, imports: dict[str, str]) -> str | None:
-    head, dot, rest = written.partition(".")
-    target = imports.get(head)
-    if target is None:
-        return None
-    return f"{target}{dot}{rest}"
+@dataclass
+class _Store:
+    """Per-file scan results: the ones of this run, and the cached ones (valid by stat)."""
+
+    infos: dict[str, ModuleInfo | None] = field(default_factory=dict)
+    cached: dict[str, tuple[StatKey, ModuleInfo | None]] = field(default_factory=dict)
+    stats: dict[str, StatKey] = field(default_factory=dict)  # of the files scanned this run
+    reads: set[str] = field(default_factory=set)  # files read since the last save
 
 
 class ProjectIndex:
-    """Step and durable definitions of one project, keyed by module."""
+    """Steps, durables and aliases of one project, found on demand."""
 
     def __init__(
         self,
         root: Path | None,
-        modules: dict[str, ModuleInfo],
-        names: dict[str, tuple[str, ...]],
-        words: frozenset[str],
+        files: list[Path],
         options: RuleOptions,
+        cached: dict[str, tuple[StatKey, ModuleInfo | None]] | None = None,
     ) -> None:
         self.root = root
-        self.modules = modules
+        self.options = options
+        self.files = files
+        self._paths = {".".join(module_parts(rel)): rel for rel in files}
+        self._package_dirs = {rel.parent for rel in files if rel.name == "__init__.py"}
         # Every importable dotted name -> module keys (several when ambiguous).
-        self.names = names
-        # Identifiers whose mention makes a file worth linting (see might_involve_steps).
-        self.words = words
-        self._options = options
-        self._fingerprint: str | None = None  # computed when first asked for
+        self.names = _register(files, self._package_dirs)
+        self._triggers = ("zart", *options.decorator_words())
+        self._store = _Store(cached=dict(cached or {}))
+        self._exports: dict[str, dict[str, object]] = {}
+        self._resolved: dict[tuple[str, str | None], Resolved] = {}
+        self._bearing: dict[str, bool] = {}
+        self._fingerprint: str | None = None
 
     # -- construction -----------------------------------------------------------------
 
@@ -132,7 +155,7 @@ class ProjectIndex:
 
     @classmethod
     def empty(cls, options: RuleOptions | None = None) -> ProjectIndex:
-        return cls(None, {}, {}, frozenset(), options or RuleOptions())
+        return cls(None, [], options or RuleOptions())
 
     @classmethod
     def build(
@@ -142,58 +165,78 @@ class ProjectIndex:
         scanner: Scanner | None = None,
         *,
         files: list[Path] | None = None,
+        cached: dict[str, tuple[StatKey, ModuleInfo | None]] | None = None,
     ) -> ProjectIndex:
-        """Index the project under ``root``.
+        """The index of the project under ``root``; nothing is read until asked for.
 
-        ``scanner`` maps a function over the project's files, like ``map`` (the
-        default) but possibly in worker processes: reading and parsing every
-        file is most of the work. ``files``: ``sorted(python_files(root))``,
-        when the caller has it already.
+        ``files``: ``sorted(python_files(root))`` when the caller has it already.
+        ``cached``: scan results of an earlier run, by root-relative path, each
+        used while the file's stat is unchanged. ``scanner`` is kept for
+        :meth:`load_all`.
         """
         if root is None:
             return cls.empty(options)
         root = Path(os.path.abspath(root))
         files = files if files is not None else sorted(python_files(root))
-        package_dirs = {rel.parent for rel in files if rel.name == "__init__.py"}
-        triggers = ("zart", *options.decorator_words())
+        index = cls(root, files, options, cached)
+        index._scanner = scanner
+        return index
 
-        definers: dict[str, ModuleInfo] = {}  # modules that define steps or durables
-        parsed: dict[str, ModuleInfo] = {}  # other parsed modules: kept if they re-export
-        unparsed: dict[Path, str] = {}
-        scan = functools.partial(_scan, root, triggers, options)
-        scanned = scanner(scan, files) if scanner is not None else map(scan, files)
-        for rel, (info, text) in zip(files, scanned, strict=True):
-            if info is not None:
-                (definers if info.steps else parsed)[info.key] = info
-            elif text is not None:
-                unparsed[rel] = text
+    _scanner: Scanner | None = None
 
-        relays: dict[str, ModuleInfo] = {}  # modules importing a step (or its module)
-        words = _exported_words(definers, relays)
-        # Re-exports: parse the imports of files that mention an exported word,
-        # until the set of exported words stops growing.
-        for _ in range(_MAX_REEXPORT_HOPS):
-            frozen = frozenset(words)
-            for rel in [rel for rel, text in unparsed.items() if mentions_any(text, frozen)]:
-                info = _parse_module(rel, unparsed.pop(rel), options, definitions=False)
-                if info is not None:
-                    parsed[info.key] = info
-            for key in [key for key, info in parsed.items() if _imports_any(info, words)]:
-                relays[key] = parsed.pop(key)
-            grown = _exported_words(definers, relays)
-            if grown == words:
-                break
-            words = grown
-        # Only imports that can lead to a step matter (and enter the fingerprint).
-        modules = {key: _trimmed(info, words) for key, info in {**relays, **definers}.items()}
-        names = _register(modules, files, package_dirs)
-        return cls(root, modules, names, frozenset(words), options)
+    def load_all(self, scanner: Scanner | None = None) -> None:
+        """Scan every file of the project (for :meth:`fingerprint`), in ``scanner``'s workers."""
+        if self.root is None:
+            return
+        todo = [rel for rel in self.files if self._key_of(rel) not in self._store.infos]
+        todo = [rel for rel in todo if not self._use_cached(rel)]
+        scan = _Scan(self.root, self._triggers, self.options)
+        scanner = scanner or self._scanner
+        results = scanner(scan, todo) if scanner is not None and len(todo) > 1 else map(scan, todo)
+        for rel, info in zip(todo, results, strict=True):
+            self._remember(rel, info)
+        for key in list(self._paths):
+            if self.bearing(key):
+                self._full(key)
+
+    # -- state for the cache ----------------------------------------------------------
+
+    def scanned(self) -> dict[str, tuple[StatKey, ModuleInfo | None]]:
+        """Scan results worth keeping: the cached ones still valid, and this run's."""
+        kept = {
+            rel: entry
+            for rel, entry in self._store.cached.items()
+            if rel not in self._store.stats and Path(rel) in self._rel_set()
+        }
+        for key, info in self._store.infos.items():
+            rel = self._paths.get(key)
+            if rel is not None and str(rel) in self._store.stats:
+                kept[str(rel)] = (self._store.stats[str(rel)], info)
+        return kept
+
+    def _rel_set(self) -> set[Path]:
+        return set(self.files)
+
+    @property
+    def files_read(self) -> int:
+        return len(self._store.reads)
+
+    def mark_saved(self) -> None:
+        """What was read so far is in the cache: ``files_read`` counts from here."""
+        self._store.reads = set()
 
     # -- queries ----------------------------------------------------------------------
 
     def fingerprint(self) -> str:
+        """A hash of every definition and alias that can lead to a step (loads all)."""
         if self._fingerprint is None:
-            self._fingerprint = _fingerprint(self.root, self.modules, self.names, self._options)
+            self.load_all()
+            relevant = {
+                key: info
+                for key, info in self._store.infos.items()
+                if info is not None and self.bearing(key)
+            }
+            self._fingerprint = _fingerprint(relevant, self.names, self.options)
         return self._fingerprint
 
     def location_of(self, path: Path) -> tuple[str, tuple[str, ...]] | None:
@@ -224,185 +267,266 @@ class ProjectIndex:
 
     def lookup(self, qualified: str, importer: str | None = None) -> StepDef | None:
         """The step or durable a qualified name refers to, following re-exports."""
-        return self._lookup(qualified, importer, 0)
+        found = self.resolve(qualified, importer)
+        return found if isinstance(found, StepDef) else None
 
-    def _lookup(self, qualified: str, importer: str | None, hops: int) -> StepDef | None:
-        if hops > _MAX_REEXPORT_HOPS:
-            return None
+    def resolve(self, qualified: str, importer: str | None = None) -> Resolved:
+        """What a qualified name refers to: a step / durable, or a name outside the
+        project (``"zart.step"`` for ``activity`` after ``activity = zart.step``)."""
+        key = (qualified, importer)
+        if key not in self._resolved:
+            self._resolved[key] = None  # a cycle of aliases resolves to nothing
+            self._resolved[key] = self._resolve(qualified, importer, 0)
+        return self._resolved[key]
+
+    def leads_to_steps(self, qualified: str, importer: str | None = None) -> bool:
+        """Whether an imported name can lead to a step, a durable or zart: a step-bearing
+        module, a definition, or an alias of one."""
+        if qualified.split(".")[0] == "zart":
+            return True
+        module = self.module_key(qualified, importer)
+        if module is not None:
+            return self.bearing(module)
+        found = self.resolve(qualified, importer)
+        if isinstance(found, str):
+            return found.split(".")[0] == "zart" or self._configured(found)
+        return found is not None
+
+    def _configured(self, qualified: str) -> bool:
+        options = self.options
+        return qualified in (*options.extra_step_decorators, *options.extra_durable_decorators)
+
+    def module_key(self, dotted: str, importer: str | None = None) -> str | None:
+        keys = self.names.get(dotted)
+        return _nearest(keys, importer) if keys else None
+
+    # -- resolution -------------------------------------------------------------------
+
+    def _resolve(self, qualified: str, importer: str | None, hops: int) -> Resolved:
         parts = qualified.split(".")
+        if parts[0] == "zart" or hops > _MAX_HOPS:
+            return qualified if hops <= _MAX_HOPS else None
         for split in range(len(parts) - 1, 0, -1):
-            keys = self.names.get(".".join(parts[:split]))
-            if not keys:
+            module = self.module_key(".".join(parts[:split]), importer)
+            if module is None:
                 continue
-            info = self.modules[_nearest(keys, importer)]
-            head, rest = parts[split], parts[split + 1 :]
-            if not rest and head in info.steps:
-                return info.steps[head]
-            target = info.imports.get(head)
-            if target is not None:
-                return self._lookup(".".join([target, *rest]), info.key, hops + 1)
-            for star in info.star_imports:
-                found = self._lookup(".".join([star, head, *rest]), info.key, hops + 1)
-                if found is not None:
-                    return found
+            return self._member(module, parts[split:], hops)
+        return qualified  # outside the project
+
+    def _member(self, module: str, rest: list[str], hops: int) -> Resolved:
+        exports = self.exports(module)
+        for width in (2, 1):  # "Billing.charge" (a method), then "charge"
+            if len(rest) < width:
+                continue
+            entry = exports.get(".".join(rest[:width]))
+            if entry is None:
+                continue
+            tail = rest[width:]
+            if isinstance(entry, str):
+                return self._follow(".".join([entry, *tail]), module, hops)
+            if tail:
+                return None
+            if isinstance(entry, StepDef):
+                return entry
+            if isinstance(entry, Partial):
+                return self._partial(entry, module, hops)
+            if isinstance(entry, _module_scan.Decorated):
+                return self._decorated(entry, module, hops)
+        return None
+
+    def _follow(self, qualified: str, importer: str, hops: int) -> Resolved:
+        key = (qualified, importer)
+        if key not in self._resolved:
+            self._resolved[key] = None
+            self._resolved[key] = self._resolve(qualified, importer, hops + 1)
+        return self._resolved[key]
+
+    def _partial(self, partial: Partial, module: str, hops: int) -> Resolved:
+        target = self._follow(partial.target, module, hops)
+        if not isinstance(target, StepDef):
             return None
-        return None
+        keywords = {name: (value, literal) for name, value, literal in partial.keywords}
+        return partial_step(target, partial.positional, keywords, fixed=True)
 
+    def _decorated(self, entry: _module_scan.Decorated, module: str, hops: int) -> Resolved:
+        decorator = self._follow(entry.decorator, module, hops)
+        kind = decorator_kind(decorator if isinstance(decorator, str) else None, None, self.options)
+        return replace(entry.definition, kind=kind) if kind is not None else None
 
-# -- building blocks --------------------------------------------------------------------
+    def exports(self, module: str) -> dict[str, object]:
+        """Name -> what it is, for every name a module defines or imports: computed once
+        per module, star imports included (whatever the depth of their chain)."""
+        found = self._exports.get(module)
+        if found is None:
+            self._exports[module] = {}  # a star-import cycle adds nothing
+            found = self._compute_exports(module)
+            self._exports[module] = found
+        return found
 
+    def _compute_exports(self, module: str) -> dict[str, object]:
+        info = self._full(module) if self.bearing(module) else self._info(module)
+        if info is None:
+            return {}
+        table: dict[str, object] = {}
+        for star in info.star_imports:
+            source = self.module_key(star, module)
+            if source is not None and source != module:
+                table.update(
+                    (name, value)
+                    for name, value in self.exports(source).items()
+                    if not name.startswith("_")
+                )
+        table.update(info.imports)
+        table.update(info.partials)
+        table.update(info.decorated)
+        table.update(info.steps)
+        return table
 
-def python_files(root: Path) -> Iterator[Path]:
-    for directory, dirnames, filenames in os.walk(root):
-        here = Path(directory)
-        dirnames[:] = [
-            name
-            for name in dirnames
-            if not name.startswith(".")
-            and name not in _SKIPPED_DIRS
-            and not name.endswith(".egg-info")
-            and not (here / name / "pyvenv.cfg").exists()  # a virtualenv
-        ]
-        for name in filenames:
-            if name.endswith(".py"):
-                yield (here / name).relative_to(root)
+    # -- which modules lead to steps ---------------------------------------------------
 
+    def bearing(self, module: str) -> bool:
+        """Whether the module defines, or imports from a module that defines, a step, a
+        durable, or an alias of zart's API. Explores its imports once."""
+        if module not in self._bearing:
+            self._explore(module)
+        return self._bearing.get(module, False)
 
-def _scan(root: Path, triggers: tuple[str, ...], options: RuleOptions, rel: Path) -> Scanned:
-    text = _read(root / rel)
-    if text is None:
-        return None, None
-    if any(word in text for word in triggers):
-        return _parse_module(rel, text, options, definitions=True), None
-    return None, text
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_bytes().decode("utf-8", errors="replace")
-    except OSError:
-        return None
-
-
-def _parse_module(
-    rel: Path, text: str, options: RuleOptions, *, definitions: bool
-) -> ModuleInfo | None:
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    key = ".".join(module_parts(rel))
-    if not key:
-        return None  # an __init__.py at the root is no importable module
-    directory = tuple(rel.parent.parts)
-    statements = list(_module_level(tree.body))
-    imports: dict[str, str] = {}
-    stars: list[str] = []
-    for statement in statements:
-        if isinstance(statement, ast.Import):
-            for alias in statement.names:
-                if alias.asname:
-                    imports[alias.asname] = alias.name
-                else:
-                    head = alias.name.split(".")[0]
-                    imports[head] = head
-        elif isinstance(statement, ast.ImportFrom):
-            if statement.level:
-                base = resolve_relative(directory, statement.level, statement.module)
-            else:
-                base = statement.module
-            if base is None:
+    def _explore(self, start: str) -> None:
+        edges: dict[str, list[str]] = {}
+        direct: set[str] = set()
+        stack = [start]
+        while stack:
+            key = stack.pop()
+            if key in edges or key in self._bearing:
                 continue
-            for alias in statement.names:
-                if alias.name == "*":
-                    stars.append(base)
-                else:
-                    qualified = f"{base}.{alias.name}" if base else alias.name
-                    imports[alias.asname or alias.name] = qualified
-    steps: dict[str, StepDef] = {}
-    if definitions:
-        for statement in statements:
-            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                found = _step_def(statement, imports, options)
-                if found is not None:
-                    steps[statement.name] = found
-    return ModuleInfo(key, steps, imports, tuple(stars))
+            info = self._info(key)
+            edges[key] = []
+            if info is None:
+                continue
+            if info.mentions and _defines(self._full(key)):
+                direct.add(key)
+            for name in info.modules:
+                target = self.module_key(name, key)
+                if target is not None and target != key:
+                    edges[key].append(target)
+                    stack.append(target)
+        importers: dict[str, list[str]] = {}
+        for key, targets in edges.items():
+            for target in targets:
+                importers.setdefault(target, []).append(key)
+        queue = [key for key in edges if key in direct]
+        queue += [key for key in importers if self._bearing.get(key)]
+        reached = set(queue)
+        while queue:  # importers of a bearing module bear too
+            for importer in importers.get(queue.pop(), ()):
+                if importer not in reached:
+                    reached.add(importer)
+                    queue.append(importer)
+        for key in edges:
+            self._bearing[key] = key in reached
+
+    # -- reading modules --------------------------------------------------------------
+
+    def _key_of(self, rel: Path) -> str:
+        return ".".join(module_parts(rel))
+
+    def _info(self, module: str) -> ModuleInfo | None:
+        if module in self._store.infos:
+            return self._store.infos[module]
+        rel = self._paths.get(module)
+        if rel is None or self.root is None:
+            return None
+        if not self._use_cached(rel):
+            self._remember(rel, _Scan(self.root, self._triggers, self.options)(rel))
+        return self._store.infos.get(module)
+
+    def _full(self, module: str) -> ModuleInfo | None:
+        """The module's info with its definitions and aliases (parsed with ast)."""
+        info = self._info(module)
+        if info is None or info.full or self.root is None:
+            return info
+        rel = self._paths[module]
+        self._remember(rel, _Scan(self.root, self._triggers, self.options, full=True)(rel))
+        return self._store.infos.get(module)
+
+    def _use_cached(self, rel: Path) -> bool:
+        entry = self._store.cached.get(str(rel))
+        if entry is None or self.root is None:
+            return False
+        try:
+            st = os.stat(self.root / rel)
+        except OSError:
+            return False
+        if (st.st_mtime_ns, st.st_size, st.st_ino) != entry[0]:
+            return False
+        self._store.infos[self._key_of(rel)] = entry[1]
+        return True
+
+    def _remember(self, rel: Path, info: ModuleInfo | None) -> None:
+        assert self.root is not None
+        self._store.reads.add(str(rel))
+        try:
+            st = os.stat(self.root / rel)
+            self._store.stats[str(rel)] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            pass
+        self._store.infos[self._key_of(rel)] = info
+        self._fingerprint = None
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_scanner", None)
+        return state
 
 
-def _module_level(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
-    """Statements that run at module level, looking inside if/try/with blocks."""
-    for statement in body:
-        yield statement
-        if isinstance(statement, ast.If):
-            yield from _module_level(statement.body)
-            yield from _module_level(statement.orelse)
-        elif isinstance(statement, ast.Try):
-            yield from _module_level(statement.body)
-            for handler in statement.handlers:
-                yield from _module_level(handler.body)
-            yield from _module_level(statement.orelse)
-            yield from _module_level(statement.finalbody)
-        elif isinstance(statement, ast.With):
-            yield from _module_level(statement.body)
+@dataclass(frozen=True)
+class _Scan:
+    """Reads one file for the index (a picklable function for worker processes)."""
 
+    root: Path
+    triggers: tuple[str, ...]
+    options: RuleOptions
+    full: bool = False
 
-def _step_def(
-    node: ast.FunctionDef | ast.AsyncFunctionDef, imports: dict[str, str], options: RuleOptions
-) -> StepDef | None:
-    for decorator in node.decorator_list:
-        call = decorator if isinstance(decorator, ast.Call) else None
-        written = dotted_name(call.func if call is not None else decorator)
-        if written is None:
-            continue
-        kind = decorator_kind(qualify(written, imports), written, options)
-        if kind is None:
-            continue
-        template: str | None = node.name
-        if call is not None:
-            argument = call.args[0] if call.args else None
-            for keyword in call.keywords:
-                if keyword.arg in ("name", "template"):
-                    argument = keyword.value
-            if argument is not None:
-                template = None
-                if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
-                    template = argument.value
-        return StepDef(
-            kind, node.name, template, _params(node.args), isinstance(node, ast.AsyncFunctionDef)
+    def __call__(self, rel: Path) -> ModuleInfo | None:
+        try:
+            text = (self.root / rel).read_bytes().decode("utf-8", errors="replace")
+        except OSError:
+            return None
+        key = ".".join(module_parts(rel))
+        if not key:
+            return None  # an __init__.py at the root is no importable module
+        directory = tuple(rel.parent.parts)
+        mentions = any(word in text for word in self.triggers)
+        if mentions or self.full:
+            parsed = _module_scan.parse_module(key, directory, text, self.options, mentions)
+            if parsed is not None:
+                return parsed
+        scanned = scan_imports(text, directory)
+        return ModuleInfo(
+            key,
+            full=False,
+            mentions=mentions,
+            imports=scanned.names,
+            star_imports=scanned.stars,
+            modules=scanned.modules,
         )
-    return None
 
 
-def _params(arguments: ast.arguments) -> tuple[Param, ...]:
-    params: list[Param] = []
-    positional = [*arguments.posonlyargs, *arguments.args]
-    first_default = len(positional) - len(arguments.defaults)
-    for index, arg in enumerate(positional):
-        kind: ParamKind = "positional_only" if index < len(arguments.posonlyargs) else "positional"
-        default = arguments.defaults[index - first_default] if index >= first_default else None
-        params.append(_param(arg.arg, kind, default))
-    if arguments.vararg is not None:
-        params.append(Param(arguments.vararg.arg, "var_positional"))
-    for arg, kw_default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True):
-        params.append(_param(arg.arg, "keyword_only", kw_default))
-    if arguments.kwarg is not None:
-        params.append(Param(arguments.kwarg.arg, "var_keyword"))
-    return tuple(params)
+def _defines(info: ModuleInfo | None) -> bool:
+    """A module that defines steps or aliases zart's API (a source of step-bearing)."""
+    if info is None:
+        return False
+    if info.steps or info.partials:
+        return True
+    for target in info.imports.values():
+        parts = target.split(".")
+        if parts[0] == "zart" and len(parts) > 1 and parts[-1] in _ZART_NAMES:
+            return True
+    return False
 
 
-def _param(name: str, kind: ParamKind, default: ast.expr | None) -> Param:
-    if default is None:
-        return Param(name, kind)
-    if isinstance(default, ast.Constant) and isinstance(
-        default.value, (str, int, float, bool, type(None))
-    ):
-        return Param(name, kind, True, default.value, True)
-    return Param(name, kind, True)
-
-
-def _register(
-    modules: dict[str, ModuleInfo], files: list[Path], package_dirs: set[Path]
-) -> dict[str, tuple[str, ...]]:
+def _register(files: list[Path], package_dirs: set[Path]) -> dict[str, tuple[str, ...]]:
     """Importable dotted name -> module keys.
 
     A module is registered under its root-relative path and under the name its
@@ -416,7 +540,7 @@ def _register(
     for rel in files:
         parts = module_parts(rel)
         key = ".".join(parts)
-        if key not in modules:
+        if not key:
             continue
         for name in (key, _importable_name(rel, package_dirs)):
             exact.setdefault(name, set()).add(key)
@@ -457,91 +581,18 @@ def _nearest(keys: tuple[str, ...], importer: str | None) -> str:
     return min(keys, key=lambda key: (-shared(key), key))
 
 
-def _last(dotted: str) -> str:
-    return dotted.rsplit(".", 1)[-1]
-
-
-def _imports_any(info: ModuleInfo, words: set[str]) -> bool:
-    targets = (*info.imports.values(), *info.star_imports)
-    return any(_last(target) in words for target in targets)
-
-
-def _trimmed(info: ModuleInfo, words: set[str]) -> ModuleInfo:
-    imports = {local: target for local, target in info.imports.items() if _last(target) in words}
-    stars = tuple(star for star in info.star_imports if _last(star) in words)
-    return ModuleInfo(info.key, info.steps, imports, stars)
-
-
-def _exported_words(definers: dict[str, ModuleInfo], relays: dict[str, ModuleInfo]) -> set[str]:
-    """Names through which a step can be reached: functions, their modules, aliases."""
-    words: set[str] = set()
-    for info in definers.values():
-        words.update(info.steps)
-        words.add(_last(info.key))
-    words.update(_last(key) for key in relays)
-    modules = [*definers.values(), *relays.values()]
-    changed = True
-    while changed:  # aliases of aliases: "from .steps import fetch as get"
-        changed = False
-        for info in modules:
-            for local, target in info.imports.items():
-                if _last(target) in words and local not in words:
-                    words.add(local)
-                    changed = True
-    return words
-
-
-# A maximal run of word characters: ``word in _WORD.findall(text)`` is ``\bword\b``
-# matching, for a word made of word characters only (identifiers, module names).
-_WORD = re.compile(r"\w+")
-
-
-@functools.lru_cache(maxsize=16)
-def _odd_words_pattern(words: frozenset[str]) -> re.Pattern[str] | None:
-    """A regex for the words that are not one run of word characters, if there are any."""
-    odd = sorted((word for word in words if not _WORD.fullmatch(word)), key=len, reverse=True)
-    if not odd:
-        return None
-    return re.compile(rf"\b(?:{'|'.join(re.escape(word) for word in odd)})\b")
-
-
-def mentions_any(text: str, words: frozenset[str]) -> bool:
-    """Whether ``text`` holds one of ``words`` as a whole word (``\bword\b``).
-
-    A set intersection with the text's words, not one regex made of every word:
-    a project's index easily holds ten thousand names, and compiling them into
-    a regex costs more than indexing the project.
-    """
-    if not words:
-        return False
-    if not words.isdisjoint(_WORD.findall(text)):
-        return True
-    odd = _odd_words_pattern(words)
-    return odd is not None and odd.search(text) is not None
-
-
 def _fingerprint(
-    root: Path | None,
-    modules: dict[str, ModuleInfo],
-    names: dict[str, tuple[str, ...]],
-    options: RuleOptions,
+    modules: dict[str, ModuleInfo], names: dict[str, tuple[str, ...]], options: RuleOptions
 ) -> str:
     digest = hashlib.sha256()
     digest.update(_INDEX_FORMAT.encode())
     digest.update(repr(options).encode())
+    relevant = set(modules)
     for key in sorted(modules):
-        info = modules[key]
-        steps = [(name, _step_key(step)) for name, step in sorted(info.steps.items())]
-        digest.update(repr((key, steps, sorted(info.imports.items()))).encode())
-        digest.update(repr(info.star_imports).encode())
-    digest.update(repr(sorted(names.items())).encode())
-    return digest.hexdigest()
-
-
-def _step_key(step: StepDef) -> tuple[object, ...]:
-    """Everything a StepDef holds, as plain tuples (a dataclass repr costs far more)."""
-    params = tuple(
-        (p.name, p.kind, p.has_default, p.literal_default, p.has_literal_default)
-        for p in step.params
+        digest.update(_module_scan.info_key(modules[key]).encode())
+    digest.update(
+        repr(
+            sorted((name, keys) for name, keys in names.items() if relevant.intersection(keys))
+        ).encode()
     )
-    return (step.kind, step.function, step.template, params, step.is_async)
+    return digest.hexdigest()

@@ -7,6 +7,13 @@ crashing the run.
 
 Fix: correct the syntax error; ``python -m py_compile <file>`` shows the same
 problem.
+
+A file that Python accepts but libcst cannot parse (``(pars): bool = True``,
+a parenthesised annotated target) is not wrong: it gets no ZRT000 but a
+"cannot analyse" warning saying it was not checked (``--strict`` makes that
+fail the run). A file named on the command line is always checked for syntax,
+even when it cannot involve steps; a directory walk parses only the files
+that can (see the docs).
 """
 
 from __future__ import annotations
@@ -39,6 +46,11 @@ match command:
     """
 async def f(xs):
     return [x async for x in xs]
+""",
+    # valid Python that libcst cannot parse: a "cannot analyse" notice, not ZRT000
+    """
+(pars): bool = True
+import zart
 """,
 ]
 
@@ -85,6 +97,36 @@ def finding(source: str, path: Path, error: Exception) -> Finding:
         end_line=line,
         end_column=column + 1,
     )
+
+
+def cannot_analyse(source: str, error: Exception) -> str | None:
+    """The notice for valid Python that libcst cannot parse (None: Python rejects it too).
+
+    Such a file is not wrong, so it gets no ZRT000: it is reported as not checked.
+    """
+    if _python_error(source) is not None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    line, column, detail = _libcst_error(error)
+    detail = " ".join(detail.split())
+    return (
+        f"cannot analyse this file: it is valid Python, but libcst (the parser zart-lint "
+        f"uses) cannot parse it (line {max(line, 1)}, column {max(column, 1)}: {detail}); "
+        "the file was not checked"
+    )
+
+
+def syntax_error(source: str, path: Path) -> Finding | None:
+    """ZRT000 for a file Python's own parser rejects (cheap: no libcst), else None."""
+    python = _python_error(source)
+    if python is None:
+        return None
+    return finding(source, path, SyntaxError(python[2]))
 
 
 def _libcst_error(error: Exception) -> tuple[int, int, str]:

@@ -7,6 +7,13 @@ whose name does not change between iterations -- a template without any
 every replay, the call finds that row and silently returns the *first*
 iteration's result: item 2..n are never processed, and nothing fails.
 
+Steps are followed through aliases (``pay = billing.charge``, ``activity =
+zart.step`` used as the decorator), ``functools.partial``, static, class and
+instance methods (``Billing.charge(x)``, ``self.charge(x)``) and star
+imports. A call after which every path leaves the loop (``break``,
+``return``, ``raise``) runs at most once and is not reported; a name assigned
+a constant earlier in the iteration (``x = 0``) does not change per iteration.
+
 "In a loop" means run once per iteration: the body of ``for`` / ``async for`` /
 ``while``, a ``while`` condition, the element part of a comprehension or
 generator expression (``asyncio.gather(*(step(x) for x in xs))``). Not a loop's
@@ -81,6 +88,59 @@ async def poll(jobs: list[str]) -> None:
     for n, job in enumerate(jobs):
         await zart.sleep(f"backoff-{n}", 2**n)
 """,
+    # an alias of a templated step: the name changes per iteration
+    """
+import zart
+
+@zart.step("charge-{order_id}")
+async def charge(order_id: str) -> None: ...
+
+pay = charge
+
+async def settle(order_ids: list[str]) -> None:
+    for order_id in order_ids:
+        await pay(order_id)
+""",
+    # a partial that leaves the templated parameter to the call
+    """
+from functools import partial
+from zart import step
+
+@step("charge-{region}-{order_id}")
+async def charge(order_id: str, region: str) -> None: ...
+
+charge_eu = partial(charge, region="eu")
+
+async def settle(order_ids: list[str]) -> None:
+    for order_id in order_ids:
+        await charge_eu(order_id)
+""",
+    # a static method step with a templated name
+    """
+from zart import step
+
+class Billing:
+    @staticmethod
+    @step("refund-{order_id}")
+    async def refund(order_id: str) -> None: ...
+
+async def settle(order_ids: list[str]) -> None:
+    for order_id in order_ids:
+        await Billing.refund(order_id)
+""",
+    # early exit: every path after the call leaves the loop
+    """
+from zart import step
+
+@step("notify-first-failure")
+async def notify(order_id: str) -> None: ...
+
+async def settle(orders: list[dict]) -> None:
+    for order in orders:
+        if order["failed"]:
+            await notify(order["id"])
+            break
+""",
 ]
 
 INVALID = [
@@ -116,6 +176,83 @@ def check_status() -> bool: ...
 async def wait_for_ready() -> None:
     while not await check_status():
         await z.sleep("poll-interval", 10)
+""",
+    # an assignment alias of a step
+    """
+import zart
+
+@zart.step("charge")
+async def charge(order_id: str) -> None: ...
+
+pay = charge
+
+async def settle(order_ids: list[str]) -> None:
+    for order_id in order_ids:
+        await pay(order_id)
+""",
+    # an alias of the step decorator
+    """
+import zart
+
+activity = zart.step
+
+@activity("send-receipt")
+async def send_receipt(order_id: str) -> None: ...
+
+async def settle(order_ids: list[str]) -> None:
+    for order_id in order_ids:
+        await send_receipt(order_id)
+""",
+    # functools.partial keeps the constant name
+    """
+import functools
+from zart import step
+
+@step("charge")
+async def charge(order_id: str, region: str) -> None: ...
+
+charge_eu = functools.partial(charge, region="eu")
+
+async def settle(order_ids: list[str]) -> None:
+    for order_id in order_ids:
+        await charge_eu(order_id)
+""",
+    # a classmethod step called through the class, an instance method through self
+    """
+from zart import step
+
+class Billing:
+    @classmethod
+    @step("refund")
+    async def refund(cls, order_id: str) -> None: ...
+
+    @step("audit")
+    async def audit(self, order_id: str) -> None: ...
+
+    async def settle(self, order_ids: list[str]) -> None:
+        for order_id in order_ids:
+            await Billing.refund(order_id)
+            await self.audit(order_id)
+""",
+    # a break on one path only: the other path continues the loop
+    """
+from zart import step
+
+@step("check")
+async def check(order_id: str) -> bool: ...
+
+async def settle(order_ids: list[str]) -> None:
+    for order_id in order_ids:
+        if await check(order_id):
+            break
+""",
+    # a constant primitive name built with .format()
+    """
+import zart
+
+async def settle(order_ids: list[str]) -> None:
+    for order_id in order_ids:
+        await zart.sleep("cool-down-{}".format("eu"), 5)
 """,
 ]
 

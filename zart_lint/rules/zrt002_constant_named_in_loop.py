@@ -67,6 +67,20 @@ async def pinger(hosts: list[str]) -> None:
     for host in hosts:
         await ping().named(host)
 """,
+    # .format() of something that changes per iteration
+    """
+from zart import step
+
+@step("charge")
+async def charge(order_id: str) -> None: ...
+
+def log(message: str) -> None: ...
+
+async def settle(order_ids: list[str]) -> None:
+    for order_id in order_ids:
+        log(order_id)
+        await charge(order_id).named("charge-{}".format(order_id))
+""",
 ]
 
 INVALID = [
@@ -102,6 +116,18 @@ async def approvals(requests: list[str]) -> None:
     event = "approved"
     for request in requests:
         await zart.wait_for_event(event, timeout=3600)
+""",
+    # .format() and % of constants give a constant name, like an f-string of them
+    """
+from zart import step
+
+@step("charge")
+async def charge(order_id: str) -> None: ...
+
+async def settle(order_ids: list[str]) -> None:
+    for order_id in order_ids:
+        await charge(order_id).named("charge-{}".format("eu"))
+        await charge(order_id).named("refund-%s" % "eu")
 """,
 ]
 

@@ -92,6 +92,19 @@ async def notify_users(users: list[dict[str, str]]) -> None:
     for user in users:
         await notify(user["id"]).named(f"notify-{user['id']}")
 """,
+    # rebound on one path only: the name still changes per iteration
+    """
+from zart import step
+
+@step("charge-{order_id}")
+async def charge(order_id: int) -> None: ...
+
+async def settle(order_ids: list[int], reset: bool) -> None:
+    for order_id in order_ids:
+        if reset:
+            order_id = 0
+        await charge(order_id)
+""",
 ]
 
 INVALID = [
@@ -141,6 +154,32 @@ async def grid(rows: int) -> None:
     for r in range(rows):
         for c in range(3):
             await cell(0, c)
+""",
+    # the loop variable is rebound to a constant before the call
+    """
+from zart import step
+
+@step("charge-{order_id}")
+async def charge(order_id: int) -> None: ...
+
+async def settle(order_ids: list[int]) -> None:
+    for order_id in order_ids:
+        order_id = 0
+        await charge(order_id)
+""",
+    # .format() of a value that does not change per iteration, as f"charge-{region}"
+    """
+from zart import step
+
+@step("charge")
+async def charge(order_id: str) -> None: ...
+
+def log(message: str) -> None: ...
+
+async def settle(order_ids: list[str], region: str) -> None:
+    for order_id in order_ids:
+        log(order_id)
+        await charge(order_id).named("charge-{}".format(region))
 """,
 ]
 

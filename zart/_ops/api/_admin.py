@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from zart import ExecutionStatus
+from zart._ops._internals import check_execution_id, check_step_name
 from zart._ops.api._http import actor_of, int_param, invalid, json_body, opt_str
 from zart._ops.api._state import ApiState
 from zart._ops.arguments import json_arguments
@@ -18,6 +19,8 @@ async def retry_step(state: ApiState, request: Request) -> Response:
     eid = request.path_params["id"]
     body = await json_body(request)
     step, actor = opt_str(body, "step"), actor_of(state, request, body)
+    if step is not None:
+        check_step_name(step)
     st: ExecutionStatus = await state.db(state.app.retry_step, eid, step, actor=actor)
     return JSONResponse(st.as_dict())
 
@@ -27,6 +30,8 @@ async def restart(state: ApiState, request: Request) -> Response:
     eid = request.path_params["id"]
     body = await json_body(request)
     new_id = opt_str(body, "new_id")
+    if new_id is not None:
+        check_execution_id(new_id)
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = {}
     if "input" in body:
@@ -47,6 +52,7 @@ async def rerun_from(state: ApiState, request: Request) -> Response:
     step = opt_str(body, "step")
     if step is None:
         raise invalid("'step' (the step to re-run from) is required")
+    check_step_name(step)
     actor = actor_of(state, request, body)
     st: ExecutionStatus = await state.db(state.app.rerun_from, eid, step, actor=actor)
     return JSONResponse(st.as_dict())

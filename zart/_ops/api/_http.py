@@ -6,23 +6,29 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from zart import (
     DatabaseUnavailableError,
     ExecutionConflictError,
     ExecutionNotFoundError,
+    IdentifierError,
     SerializationError,
+    StepNameError,
     UnknownDurableError,
     ZartError,
 )
 from zart._ops._internals import InvalidInputError
+from zart._ops.api._gate import Overloaded
 from zart._ops.api._state import ApiState, api_state
+from zart._ops.secrets import scrub
 
 log = logging.getLogger("zart.api")
 
@@ -34,11 +40,12 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 class ApiError(Exception):
     """An error answered as ``{"error": code, "message": message}`` with ``status``."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, **headers: str) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 def invalid(message: str) -> ApiError:
@@ -50,22 +57,50 @@ def error_response(status: int, code: str, message: str, **headers: str) -> JSON
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
-def map_exception(exc: BaseException) -> JSONResponse:
-    """The JSON error answered for an exception raised by a handler."""
+RETRY_AFTER = {"Retry-After": "2"}
+MAX_ACTOR_LENGTH = 200  # the audit column holds 255, with " (token:1a2b3c4d)" appended
+# " in postgresql+psycopg://app:***@db/app" at the end of an engine's not-found message.
+_LOCATION = re.compile(r" in [a-zA-Z][a-zA-Z0-9+.\-]*:\S*")
+
+
+def _unavailable(exc: BaseException, detailed: bool) -> JSONResponse:
+    message = "the database is unavailable; retry in a few seconds"
+    if isinstance(exc, Overloaded):
+        message = "the server is overloaded; retry in a few seconds"
+    if detailed:
+        message += f" ({scrub(str(exc))})"
+    return error_response(503, "database_unavailable", message, **RETRY_AFTER)
+
+
+def map_exception(exc: BaseException, *, detailed: bool = False) -> Response:
+    """The JSON error answered for an exception raised by a handler.
+
+    Never a traceback, SQL or a password: an unexpected error is logged (with a
+    reference) and answered with the reference only. ``detailed`` (the caller holds the
+    token) adds what the database said to a 503.
+    """
     if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, **exc.headers)
     if isinstance(exc, ExecutionNotFoundError):
-        return error_response(404, "not_found", str(exc))
+        return error_response(404, "not_found", _LOCATION.sub("", scrub(str(exc))))
+    if isinstance(exc, (IdentifierError, StepNameError)):
+        return error_response(422, "invalid_input", scrub(str(exc)))
     if isinstance(exc, ExecutionConflictError):
-        return error_response(409, "conflict", str(exc))
+        return error_response(409, "conflict", scrub(str(exc)))
     if isinstance(exc, (InvalidInputError, SerializationError, UnknownDurableError)):
-        return error_response(422, "invalid_input", str(exc))
+        return error_response(422, "invalid_input", scrub(str(exc)))
     if isinstance(exc, DatabaseUnavailableError):
-        return error_response(503, "database_unavailable", str(exc))
+        return _unavailable(exc, detailed)
+    if isinstance(exc, ClientDisconnect):
+        log.debug("the client went away before its request was read")
+        return Response(status_code=400)  # nobody is there to read it
     if isinstance(exc, ZartError):
-        return error_response(409, "conflict", str(exc))
-    log.exception("unexpected error in the API", exc_info=exc)
-    return error_response(500, "internal", f"{type(exc).__name__}: {exc}")
+        return error_response(409, "conflict", _LOCATION.sub("", scrub(str(exc))))
+    reference = secrets.token_hex(4)
+    log.error("unexpected error in the API (reference %s)", reference, exc_info=exc)
+    return error_response(
+        500, "internal", f"internal error (reference {reference}); the server log has the details"
+    )
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -126,11 +161,18 @@ def required_name(body: dict[str, Any], key: str, what: str) -> str:
 def actor_of(state: ApiState, request: Request, body: dict[str, Any]) -> str:
     """The audit actor: the body's ``actor`` (if any) and who sent the request."""
     given = opt_str(body, "actor")
+    if given is not None and (len(given) > MAX_ACTOR_LENGTH or not given.isprintable()):
+        raise invalid(f"'actor' must be at most {MAX_ACTOR_LENGTH} printable characters")
     who = state.identity or f"api@{request.client.host if request.client else 'unknown'}"
     return f"{given} ({who})" if given else who
 
 
 # ---------------------------------------------------------------------- endpoints
+
+
+def authenticated(state: ApiState, request: Request) -> bool:
+    """The request carries this server's token (False when the server has none)."""
+    return state.token is not None and authorized(state, request)
 
 
 def authorized(state: ApiState, request: Request) -> bool:
@@ -162,7 +204,7 @@ def endpoint(handler: Handler, *, open_: bool = False) -> Endpoint:
         try:
             return await handler(state, request)
         except Exception as exc:
-            return map_exception(exc)
+            return map_exception(exc, detailed=authenticated(state, request))
 
     wrapped.__name__ = getattr(handler, "__name__", type(handler).__name__)
     wrapped.__doc__ = handler.__doc__

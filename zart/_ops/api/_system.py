@@ -9,7 +9,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from zart._ops.api._http import error_response
+from zart._ops.api._http import RETRY_AFTER, authenticated
 from zart._ops.api._state import ApiState
 from zart._ops.metrics import render_metrics
 from zart._ops.openapi import openapi_document
@@ -18,6 +18,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC_TYPES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "timeline.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
 
@@ -27,11 +28,22 @@ async def healthz(state: ApiState, request: Request) -> Response:
 
 
 async def readyz(state: ApiState, request: Request) -> Response:
-    try:
-        await state.db(state.app.ops_store.ping)
-    except Exception as exc:
-        return error_response(503, "database_unavailable", str(exc))
-    return JSONResponse({"status": "ready"})
+    """200 when the database answers within about 1.5 s; 503 otherwise, or while the
+    server shuts down. What went wrong is told only to callers holding the token."""
+    if state.lifecycle.draining:
+        body = {"status": "unavailable", "error": "shutting_down", "message": "shutting down"}
+        return JSONResponse(body, status_code=503, headers=RETRY_AFTER)
+    problem = await state.gate.ready(state.app.ops_store.ping)
+    if problem is None:
+        return JSONResponse({"status": "ready"})
+    body = {
+        "status": "unavailable",
+        "error": "database_unavailable",
+        "message": "the database is unavailable",
+    }
+    if authenticated(state, request):
+        body["detail"] = problem
+    return JSONResponse(body, status_code=503, headers=RETRY_AFTER)
 
 
 async def openapi(state: ApiState, request: Request) -> Response:
