@@ -30,9 +30,19 @@ class Invoice:
     cents: int
 
 
+CREATE_TABLE = (
+    f"CREATE TABLE IF NOT EXISTS {TABLE} (batch VARCHAR(255) NOT NULL, "
+    "idx INTEGER NOT NULL, customer VARCHAR(255) NOT NULL, cents INTEGER NOT NULL)"
+)
+
+
 @step("store-invoice-{index}", transactional=True)
 def store_invoice(index: int, batch: str, invoice: Invoice) -> int:
     conn = zart.transaction()  # the checkpoint's own transaction: do not commit it
+    # The table is created here, in the same transaction, so the example works however
+    # it is run: its main(), `zart run examples/transactional_step.py:store_invoices`,
+    # or a `zart worker` on a database that has never seen it.
+    conn.exec_driver_sql(CREATE_TABLE)
     conn.execute(
         sa.text(f"INSERT INTO {TABLE} (batch, idx, customer, cents) VALUES (:b, :i, :c, :n)"),
         {"b": batch, "i": index, "c": invoice.customer, "n": invoice.cents},
@@ -50,12 +60,10 @@ async def store_invoices(batch: str, invoices: list[Invoice]) -> int:
 
 
 def create_table(url: str) -> None:
+    """Create the table up front too (``count_rows`` reads it even before any step ran)."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} (batch VARCHAR(255) NOT NULL, "
-            "idx INTEGER NOT NULL, customer VARCHAR(255) NOT NULL, cents INTEGER NOT NULL)"
-        )
+        conn.exec_driver_sql(CREATE_TABLE)
     engine.dispose()
 
 

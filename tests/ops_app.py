@@ -7,11 +7,17 @@ a free port in a thread (``running_server``).
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 import zart
 from zart import RetryPolicy, StepError, durable, step
@@ -205,3 +211,50 @@ def running_server(
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_env(db_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``zart`` child process: this checkout and tests/ importable."""
+    env = dict(os.environ)
+    env.pop("ZART_API_TOKEN", None)
+    env["ZART_DATABASE_URL"] = db_url
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def serve_process(
+    env: dict[str, str], *args: str, log: Path, ready: str = "/healthz"
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``python -m zart serve ARGS --port <free>`` with its output in ``log``; yields the
+    process and its URL once ``ready`` answers. Terminated (SIGTERM) on exit."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "zart", "serve", *args, "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(url + ready, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "zart serve did not come up: " + log.read_text()
+            time.sleep(0.1)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)

@@ -9,6 +9,7 @@ Chromium comes from scripts/ensure_browser.sh (Debian's ``chromium`` package), o
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -37,7 +38,8 @@ window.__problems = [];
 document.addEventListener('securitypolicyviolation',
   (e) => window.__problems.push('CSP ' + e.violatedDirective + ' ' + e.blockedURI));
 window.addEventListener('error', (e) => window.__problems.push('error ' + e.message));
-window.addEventListener('unhandledrejection', (e) => window.__problems.push('rejection ' + e.reason));
+window.addEventListener('unhandledrejection',
+  (e) => window.__problems.push('rejection ' + e.reason));
 """
 
 
@@ -111,20 +113,16 @@ class Browser:
         return page
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(BrowserError, OSError):
             self.send("Browser.close", timeout=5)
-        except (BrowserError, OSError):
-            pass
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
         for fd in (self._to_chrome, self._from_chrome):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         shutil.rmtree(self.profile, ignore_errors=True)
 
     def __enter__(self) -> Browser:
@@ -164,7 +162,7 @@ class Page:
                 return value
             if time.monotonic() > deadline:
                 problems = self.eval("window.__problems")
-                raise BrowserError(f"timed out waiting for {expression} (page problems: {problems})")
+                raise BrowserError(f"timed out waiting for {expression} (page: {problems})")
             time.sleep(interval)
 
     def click(self, selector: str) -> None:
@@ -176,7 +174,8 @@ class Page:
         if selector is not None:
             box = self.eval(
                 f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
-                ".getBoundingClientRect(); return [r.x + scrollX, r.y + scrollY, r.width, r.height]; })()"
+                ".getBoundingClientRect();"
+                " return [r.x + scrollX, r.y + scrollY, r.width, r.height]; })()"
             )
             x, y, w, h = box
             params["clip"] = {"x": x, "y": y, "width": max(w, 1), "height": max(h, 1), "scale": 1}

@@ -100,6 +100,7 @@ def test_web_view_lists_and_shows_a_timeline(
 
 STEPS = 10_000
 EXECUTIONS = 100_000
+DASH = "\N{EN DASH}"
 
 
 def bulk_database(tmp_path: Path) -> str:
@@ -141,7 +142,7 @@ def check_list(page: Page) -> None:
     its column, it does not widen the page."""
     loaded(page)
     total = f"{EXECUTIONS + 2:,}"
-    assert page.eval("document.querySelector('#range').textContent") == f"1–50 of {total}"
+    assert page.eval("document.querySelector('#range').textContent") == f"1{DASH}50 of {total}"
     assert page.eval("document.querySelectorAll('#executions tbody tr').length") == 50
     long_id = "L" * 255
     cell = page.eval(
@@ -156,7 +157,7 @@ def check_list(page: Page) -> None:
     assert page.eval("document.querySelectorAll('#executions tbody tr').length") == 2
     page.eval("location.hash = '#/?status=failed'")
     failed = EXECUTIONS // 4 + 1  # and the 10,000-step one
-    page.wait_for(f"document.querySelector('#range').textContent === '1–50 of {failed:,}'")
+    page.wait_for(f"document.querySelector('#range').textContent === '1{DASH}50 of {failed:,}'")
 
 
 def check_timeline(page: Page, out: Path) -> list[Path]:

@@ -21,6 +21,7 @@ from zart._engine._info import ExecutionStatus, StepInfo
 from zart._engine._runner import Runner, stored_outcome
 from zart._engine._worker import Worker
 from zart._errors import (
+    ExecutionCancelledError,
     ExecutionConflictError,
     ExecutionNotFoundError,
     SerializationError,
@@ -52,7 +53,9 @@ DEFAULT_DATABASE_URL = "sqlite:///zart.db"
 
 class ExecutionHandle(Generic[R]):
     """A started or submitted execution. ``await handle.result()`` waits for it, wherever
-    it runs, and is typed by the durable function's return annotation.
+    it runs, and is typed by the durable function's return annotation. A handle only
+    waits: ``start`` runs the execution in this process, a ``submit``-ted one is run
+    by a worker (or a later ``run``/``start`` of its id).
 
     ``created`` says whether the call that returned this handle created the execution
     (False: it attached to one that existed under the same id).
@@ -83,8 +86,11 @@ class ExecutionHandle(Generic[R]):
 
     async def _result(self) -> R:
         if self._task is not None:
+            # start() drives it in this task; a timeout here must not interrupt that.
             return await asyncio.shield(self._task)
-        result: R = await self.app._runner.drive_until_done(self.durable, self.execution_id)
+        # A handle from submit() or handle() only waits: running the execution is the
+        # job of run, start and workers, so a waiter's timeout never interrupts one.
+        result: R = await self.app._runner.wait_until_done(self.durable, self.execution_id)
         return result
 
     def status(self) -> ExecutionStatus:
@@ -98,7 +104,9 @@ class Zart:
     """The durable-execution engine, bound to one database.
 
     ``database_url`` defaults to ``$ZART_DATABASE_URL``, else ``sqlite:///zart.db``.
-    Nothing connects until first use, so creating one at import time is cheap.
+    The URL (and an SQLite file: that it is a database zart may write, with no tables
+    zart does not recognise) is checked here; nothing connects until first use, so
+    creating one at import time is cheap.
     """
 
     def __init__(
@@ -121,6 +129,9 @@ class Zart:
         self._db: Database | None = None
         self._stores: tuple[JournalStore, OpsStore, Runner] | None = None
         self._open_lock = threading.Lock()
+        # The URL, the file and what it holds are checked now (a clear error at the
+        # construction site); nothing connects until the first use.
+        self._open()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -295,6 +306,9 @@ class Zart:
         rec, changed = self._journal.cancel(check_execution_id(execution_id))
         if rec is None:
             raise self._not_found(execution_id)
+        if changed:
+            stopped = ExecutionCancelledError("execution was cancelled", execution_id=rec.id)
+            self._runner.heartbeat.stop_execution(rec.id, stopped)
         return changed
 
     def send_event(self, execution_id: str, name: str, payload: Any = None) -> None:

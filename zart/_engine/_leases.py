@@ -41,6 +41,13 @@ class Heartbeat:
     def untrack(self, token: str) -> None:
         self.active.pop(token, None)
 
+    def stop_execution(self, execution_id: str, reason: BaseException) -> None:
+        """Stop this process's runs of ``execution_id`` at their next step boundary (a
+        cancel made here needs no database round trip to be noticed)."""
+        for ctx in list(self.active.values()):
+            if ctx.execution_id == execution_id and ctx.stop is None:
+                ctx.stop = reason
+
     def stop(self) -> None:
         self._closing.set()
         if self._thread is not None:

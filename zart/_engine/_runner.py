@@ -166,6 +166,19 @@ class Runner:
             await asyncio.sleep(wait)
             delay = min(delay * 1.5, 0.5)
 
+    async def wait_until_done(self, durable: DurableFunction[Any, Any], execution_id: str) -> Any:
+        """Wait, without ever claiming it, until the execution has finished; its result
+        or error."""
+        delay = 0.01
+        while True:
+            rec = self.journal.get_execution(execution_id)
+            if rec is None:
+                raise ExecutionNotFoundError(f"execution {execution_id!r} disappeared")
+            if rec.status in TERMINAL_STATUSES:
+                return stored_outcome(durable, rec)
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
     async def execute(
         self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str
     ) -> Outcome:

@@ -163,6 +163,9 @@ class ExecutionContext:
         # left unsettled may be the one it died in (see _count_interrupted).
         self.interrupted_pending = recovered
         self.claim = claim  # which run of the execution this is (1 = the first)
+        # When this run last saw its lease held (the claim, or a fenced write that went
+        # through): a step starts only after a check no older than FRESH_SECONDS.
+        self.verified_at = time.monotonic()
         self.tracing = tracing
         self.journal = journal
         self.execution_id = execution_id
@@ -254,6 +257,25 @@ class ExecutionContext:
             raise
         if not saved:
             raise self.lost()
+        self.verified_at = time.monotonic()
+
+    def ensure_running(self) -> None:
+        """Before a step body starts: is the execution still ours and not cancelled?
+
+        The last fenced write answers that if it is fresh (a loop of quick steps pays
+        nothing); otherwise one indexed read does. So no step starts once a cancel has
+        been recorded more than ``FRESH_SECONDS`` before it."""
+        self.check_stop()
+        if time.monotonic() - self.verified_at <= FRESH_SECONDS:
+            return
+        try:
+            held = self.journal.lease_held(self.execution_id, self.token)
+        except StorageError as exc:
+            self.stop = exc
+            raise
+        if not held:
+            raise self.lost()
+        self.verified_at = time.monotonic()
 
     # ------------------------------------------------------------------ replay drift
 
@@ -332,6 +354,7 @@ class ExecutionContext:
     async def _attempts(self, call: StepCall[Any], entry: Entry, attempts: int) -> Any:
         while True:
             attempts += 1
+            self.ensure_running()
             try:
                 result = await self._invoke(call, entry, attempts)
             except _Unretryable as fatal:
@@ -412,6 +435,9 @@ class ExecutionContext:
         self.executed += 1
         return result
 
+
+# How old the last proof of holding the lease may be when a step starts (seconds).
+FRESH_SECONDS = 0.002
 
 # How each kind of journal entry is named in messages.
 _KINDS = {

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from zart._errors import DatabaseUnavailableError, StorageError, ZartError
 from zart._store import _schema as s
 from zart._store._errors import advice, describe, is_database_error, is_disconnect, unavailable
-from zart._store._queries import CHECKPOINT_TEMPLATE
+from zart._store._queries import CHECKPOINT_TEMPLATE, LEASE_HELD_SQL
 from zart._store._records import StepRecord
 
 log = logging.getLogger("zart.storage")
@@ -70,37 +70,42 @@ class Database:
         if getattr(state, "depth", 0):
             return op()  # nested in an operation that already retries
         state.depth = 1
-        state.attempt = 0
         try:
-            return self._retry_loop(what, op, self.retry_seconds if budget is None else budget)
+            return op()  # the common case: no bookkeeping beyond the nesting flag
+        except Exception as exc:
+            return self._recover(what, op, self.retry_seconds if budget is None else budget, exc)
         finally:
             state.depth = 0
-            state.attempt = 0
 
-    def _retry_loop(self, what: str, op: Callable[[], T], budget: float) -> T:
+    def _recover(self, what: str, op: Callable[[], T], budget: float, exc: Exception) -> T:
+        """Retry ``op`` after its first try failed with ``exc`` (see :meth:`run`)."""
+        state = self._state
         delay = 0.05
-        deadline: float | None = None
-        while True:
-            try:
-                return op()
-            except Exception as exc:
+        deadline = time.monotonic() + budget
+        state.attempt = 0
+        try:
+            while True:
                 if not self.is_transient(exc):
                     raise self._permanent(what, exc) from exc
                 self.drop_connection()
-                now = time.monotonic()
-                deadline = now + budget if deadline is None else deadline
-                self._state.attempt += 1
+                state.attempt += 1
                 pause = delay * random.uniform(0.5, 1.0)
-                if now + pause > deadline:
+                if time.monotonic() + pause > deadline:
                     if isinstance(exc, DatabaseUnavailableError):
-                        raise
+                        raise exc
                     raise unavailable(exc, self.url, budget) from exc
                 log.warning(
                     "database error during %s (%s); retry %d in %.2fs",
-                    what, describe(exc), self._state.attempt, pause,
+                    what, describe(exc), state.attempt, pause,
                 )  # fmt: skip
                 time.sleep(pause)
                 delay = min(delay * 2, 2.0)
+                try:
+                    return op()
+                except Exception as again:
+                    exc = again
+        finally:
+            state.attempt = 0
 
     def is_transient(self, exc: BaseException) -> bool:
         """Whether ``exc`` (or what caused it) is a database error worth retrying."""
@@ -128,6 +133,12 @@ class Database:
         """The fenced checkpoint statement on its own (autocommit); False when refused."""
         with self.tx() as conn:
             return bool(conn.execute(self.checkpoint_statement, record.as_params(token)).rowcount)
+
+    def lease_held(self, execution_id: str, token: str) -> bool:
+        """Does ``token`` still hold the running execution (not cancelled, not taken)?"""
+        params = {"execution_id": execution_id, "token": token}
+        with self.tx(write=False) as conn:
+            return conn.execute(text(LEASE_HELD_SQL), params).first() is not None
 
     # ------------------------------------------------------------------ connections
 

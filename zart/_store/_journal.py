@@ -312,8 +312,14 @@ class JournalStore:
 
     @boundary
     def cancel(self, execution_id: str) -> tuple[ExecutionRecord | None, bool]:
-        """Cancel an active execution. Returns (record after, whether this call cancelled it)."""
+        """Cancel an active execution and every open descendant (children, their
+        children...), in one transaction. Returns (record after, whether this call
+        cancelled it)."""
         now = time.time()
+        values = dict(
+            status=CANCELLED, lease_owner=None, lease_expires_at=None, wake_at=None,
+            finished_at=now, updated_at=now,
+        )  # fmt: skip
         with self.db.tx() as conn:
             row = conn.execute(by_id(execution_id).with_for_update()).first()
             if row is None:
@@ -321,13 +327,30 @@ class JournalStore:
             rec = ExecutionRecord.from_row(row)
             if rec.status in TERMINAL_STATUSES:
                 return rec, False
-            values = dict(
-                status=CANCELLED, lease_owner=None, lease_expires_at=None, wake_at=None,
-                finished_at=now, updated_at=now,
-            )  # fmt: skip
             conn.execute(update(E).where(E.c.id == execution_id).values(**values))
+            self._cancel_descendants(conn, [execution_id], values)
             rec.status, rec.lease_owner, rec.finished_at = CANCELLED, None, now
             return rec, True
+
+    @staticmethod
+    def _cancel_descendants(conn: Connection, parents: list[str], values: dict[str, Any]) -> None:
+        """Level by level down the tree; a finished child's open children are reached too
+        (run_child children outlive nothing, but a tree must not keep a live leaf)."""
+        seen = set(parents)
+        while parents:
+            children = [
+                str(cid)
+                for cid in conn.execute(select(E.c.id).where(E.c.parent_id.in_(parents))).scalars()
+                if cid not in seen
+            ]
+            seen.update(children)
+            if children:
+                conn.execute(
+                    update(E)
+                    .where(E.c.id.in_(children), E.c.status.not_in(TERMINAL_STATUSES))
+                    .values(**values)
+                )
+            parents = children
 
     # ------------------------------------------------------------------ steps
 
@@ -344,6 +367,11 @@ class JournalStore:
         The hot path: the database sends one fenced statement (and retries it itself,
         an upsert being safe to repeat)."""
         return self.db.write_checkpoint(token, record)
+
+    def lease_held(self, execution_id: str, token: str) -> bool:
+        """Is the execution still running under ``token`` (not cancelled, not taken over)?
+        One indexed read; a step checks it before it starts (see ExecutionContext)."""
+        return self.db.lease_held(execution_id, token)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

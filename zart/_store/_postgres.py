@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ from sqlalchemy.exc import DBAPIError
 from zart._errors import ZartError
 from zart._store._database import Database, url_option
 from zart._store._errors import OutcomeUnknownError
+from zart._store._queries import LEASE_HELD_SQL
 from zart._store._records import StepRecord
 
 log = logging.getLogger("zart.storage")
@@ -133,8 +134,9 @@ class PostgresDatabase(Database):
         super().__init__(engine, parsed.render_as_string(hide_password=True))
         self.retry_seconds = retry_seconds
         self._ever_connected = False
-        # The checkpoint statement in psycopg's own placeholder style, for the raw path.
-        self._raw_checkpoint_sql = re.sub(r"(?<!:):(\w+)", r"%(\1)s", self.checkpoint_sql)
+        # The statements in psycopg's own placeholder style, for the raw path.
+        self._raw_checkpoint_sql = _psycopg_style(self.checkpoint_sql)
+        self._raw_lease_held_sql = _psycopg_style(LEASE_HELD_SQL)
 
     # ------------------------------------------------------------------ dialect hooks
 
@@ -210,21 +212,53 @@ class PostgresDatabase(Database):
         return self.run("save_step", lambda: self._write_checkpoint_once(token, record))
 
     def _write_checkpoint_once(self, token: str, record: StepRecord) -> bool:
+        params = record.as_params(token)
+        rowcount = self._autocommit(
+            lambda raw: raw.execute(self._raw_checkpoint_sql, params).rowcount
+        )
+        if rowcount is None:  # pragma: no cover - defensive: inside a transaction
+            return Database.write_checkpoint(self, token, record)
+        return bool(rowcount > 0)
+
+    def lease_held(self, execution_id: str, token: str) -> bool:
+        """One indexed read, one round trip, on the raw connection in autocommit."""
+        params = {"execution_id": execution_id, "token": token}
+
+        def read() -> bool:
+            found = self._autocommit(
+                lambda raw: raw.execute(self._raw_lease_held_sql, params).fetchone()
+            )
+            return found is not None and found is not _NO_ROW
+
+        return self.run("lease check", read)
+
+    def _autocommit(self, statement: Callable[[Any], Any]) -> Any:
+        """Run ``statement(raw_connection)`` as its own transaction on this thread's
+        psycopg connection: no BEGIN/COMMIT round trips, none of Core's machinery.
+        None if the connection is inside a transaction (then the caller uses Core)."""
         if not self._migrated:
             self.ensure_schema()
         conn = self.conn()
         raw: Any = conn.connection.dbapi_connection
         if raw is None or conn.in_transaction():  # pragma: no cover - defensive
-            return Database.write_checkpoint(self, token, record)
+            return None
         if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             raw.rollback()  # e.g. the pool's pre-ping SELECT 1 left a transaction open
         raw.autocommit = True
         try:
-            cursor = raw.execute(self._raw_checkpoint_sql, record.as_params(token))
-            return bool(cursor.rowcount > 0)
+            result = statement(raw)
+            return _NO_ROW if result is None else result
         finally:
             with suppress(psycopg.Error):  # a broken connection: the caller drops it
                 raw.autocommit = False
+
+
+# Marks "the statement ran and found no row" apart from "could not run it here" (None).
+_NO_ROW: Any = object()
+
+
+def _psycopg_style(sql: str) -> str:
+    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
 
 
 __all__ = ["MIGRATION_LOCK_KEY", "PostgresDatabase"]

@@ -83,3 +83,11 @@ def lock_execution(conn: Connection, execution_id: str) -> ExecutionRecord:
     if row is None:
         raise NotFound(execution_id)
     return ExecutionRecord.from_row(row)
+
+
+# Is the lease still held, and the execution still running (not cancelled)? Read at a
+# step's start when the last fenced write is not fresh (see ExecutionContext).
+LEASE_HELD_SQL = (
+    "SELECT 1 FROM zart_executions WHERE id = :execution_id AND lease_owner = :token"
+    " AND status = 'running'"
+)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy.pool import QueuePool
 from zart._errors import DatabaseUnavailableError, StorageError, ZartError
 from zart._store._database import Database, url_option
 from zart._store._errors import driver_error
+from zart._store._queries import LEASE_HELD_SQL
 from zart._store._records import StepRecord
 
 BUSY_TIMEOUT_MS = 30_000
@@ -94,12 +96,24 @@ class SQLiteDatabase(Database):
         return self.run("save_step", lambda: self._write_checkpoint_once(token, record))
 
     def _write_checkpoint_once(self, token: str, record: StepRecord) -> bool:
+        cursor = self._raw().execute(self.checkpoint_sql, record.as_params(token))
+        return bool(cursor.rowcount > 0)
+
+    def lease_held(self, execution_id: str, token: str) -> bool:
+        """One indexed read on the raw connection (a few microseconds)."""
+        params = {"execution_id": execution_id, "token": token}
+        return self.run(
+            "lease check",
+            lambda: self._raw().execute(LEASE_HELD_SQL, params).fetchone() is not None,
+        )
+
+    def _raw(self) -> Any:
+        """This thread's sqlite3 connection, for the statements on every step's path."""
         if not self._migrated:
             self.ensure_schema()
         raw = self.conn().connection.dbapi_connection
         assert raw is not None
-        cursor = raw.execute(self.checkpoint_sql, record.as_params(token))
-        return bool(cursor.rowcount > 0)
+        return raw
 
     def is_transient(self, exc: BaseException) -> bool:
         found = driver_error(exc)
@@ -137,12 +151,33 @@ def _check_file(path: Path) -> None:
                 f"{str(path)!r} is not an SQLite database (it starts with {header[:8]!r}); "
                 "zart will not write to it: point the database URL at another file"
             )
+        if header:
+            _check_tables(path)
     target = path if path.exists() else parent
     if not _writable(target, is_dir=not path.exists()):
         raise StorageError(
             f"the SQLite database {str(path)!r} is read-only for this process: zart must "
             f"write checkpoints to it and its journal files beside it in {str(parent)!r}; "
             "make both writable, or use another database"
+        )
+
+
+def _check_tables(path: Path) -> None:
+    """Refuse zart-named tables that zart did not create, read-only and before the first
+    connection switches the file to WAL (itself a write)."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            names = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+    except sqlite3.Error:
+        return  # locked or unreadable now: the check at first use still applies
+    foreign = sorted(n for n in names if n.startswith("zart_") and n != "zart_schema_version")
+    if foreign and "zart_schema_version" not in names:
+        raise StorageError(
+            f"the database at {str(path)!r} has tables named like zart's ({', '.join(foreign)}) "
+            "but no zart schema version, so zart did not create them and will not write "
+            "to them: use another database, or drop those tables"
         )
 
 

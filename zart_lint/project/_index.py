@@ -203,19 +203,17 @@ class ProjectIndex:
 
     def scanned(self) -> dict[str, tuple[StatKey, ModuleInfo | None]]:
         """Scan results worth keeping: the cached ones still valid, and this run's."""
+        listed = {str(rel) for rel in self.files}
         kept = {
             rel: entry
             for rel, entry in self._store.cached.items()
-            if rel not in self._store.stats and Path(rel) in self._rel_set()
+            if rel not in self._store.stats and rel in listed
         }
         for key, info in self._store.infos.items():
             rel = self._paths.get(key)
             if rel is not None and str(rel) in self._store.stats:
                 kept[str(rel)] = (self._store.stats[str(rel)], info)
         return kept
-
-    def _rel_set(self) -> set[Path]:
-        return set(self.files)
 
     @property
     def files_read(self) -> int:

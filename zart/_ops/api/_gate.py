@@ -7,8 +7,9 @@
 * **Within the connection pool.** The storage layer keeps one connection per thread;
   ``threads`` is kept under the pool's size, so requests wait here (bounded) rather
   than for a pooled connection (30 s, then an error).
-* **Shed when saturated.** More than ``4 * threads`` calls outstanding (a database that
-  hangs keeps threads busy) are refused at once rather than queued.
+* **Shed when swamped.** Beyond ``MAX_OUTSTANDING`` calls waiting or running, a new one
+  is refused at once rather than queued (each queued call ends within ``timeout``
+  anyway: this only bounds memory under a flood).
 * **Readiness apart.** ``ready()`` pings on two threads of its own, one ping at a time
   shared by concurrent probes, so ``/readyz`` answers within ``ready_timeout`` even
   when the API's threads are all stuck.
@@ -34,6 +35,7 @@ log = logging.getLogger("zart.api")
 
 READY_CACHE_SECONDS = 0.5  # a successful ping answers the probes of the next half second
 STALE_PING_SECONDS = 3.0  # a ping older than this is not waited for: another starts
+MAX_OUTSTANDING = 1000
 
 
 class Overloaded(DatabaseUnavailableError):
@@ -66,7 +68,7 @@ class DbGate:
     def __init__(self, timeout: float = 2.0, threads: int = 8, ready_timeout: float = 1.5):
         self.timeout = timeout
         self.ready_timeout = ready_timeout
-        self.max_outstanding = threads * 4
+        self.max_outstanding = MAX_OUTSTANDING
         self.health = Health()
         self._executor = concurrent.futures.ThreadPoolExecutor(threads, "zart-api-db")
         self._ping_executor = concurrent.futures.ThreadPoolExecutor(2, "zart-api-ready")
