@@ -150,6 +150,17 @@ def reset_ops_tables(db_url: str) -> None:
     engine.dispose()
 
 
+def fresh_postgres(db_url: str) -> None:
+    """Empty the test session's PostgreSQL database (for tests that take it directly)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+
+
 @contextlib.contextmanager
 def ops_engine(db_url: str) -> Iterator[zart.Zart]:
     """A fresh engine for one operations test: ops tables reset, no step set to fail."""

@@ -24,10 +24,19 @@ from zart._errors import (
     StorageError,
     TaskError,
     UnknownDurableError,
+    UsageError,
     ZartError,
 )
 from zart._execution._durable import DurableFunction, durable, zart_durable
-from zart._execution._primitives import capture, now, run_child, sleep, sleep_until, wait_for_event
+from zart._execution._primitives import (
+    capture,
+    now,
+    run_child,
+    sleep,
+    sleep_until,
+    wait,
+    wait_for_event,
+)
 from zart._execution._retry import RetryPolicy
 from zart._execution._step import Step, StepCall, step, zart_step
 from zart._execution._transaction import transaction
@@ -57,6 +66,7 @@ __all__ = [
     "StorageError",
     "TaskError",
     "UnknownDurableError",
+    "UsageError",
     "Zart",
     "ZartError",
     "__version__",
@@ -68,6 +78,7 @@ __all__ = [
     "sleep_until",
     "step",
     "transaction",
+    "wait",
     "wait_for_event",
     "zart_durable",
     "zart_step",

@@ -6,7 +6,10 @@ and on which step-name templates are valid.
     primitive (an ``async def``) -- and zart-lint's recognition tables must know it
     as such (and know nothing zart does not export). A primitive or decorator added
     to zart without linter support fails here; so does a new plain helper, until it
-    is listed in ``NOT_STEP_RELATED`` with the reason.
+    is listed in ``NOT_STEP_RELATED`` with the reason. For each primitive the linter
+    knows where the runtime takes its name (first positional argument, or only
+    ``name=``) and whether it may be left out (``zart.wait``: the call is then
+    named by its order in the run, which a run on SQLite confirms).
 (b) A template is rejected by the runtime (``zart.step(template)`` raises
     ``StepNameError`` when it decorates a function with the right parameters)
     exactly when zart-lint reports ZRT005 for it: a fixed corpus of valid and
@@ -16,6 +19,7 @@ and on which step-name templates are valid.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import string
 from collections.abc import Callable, Iterator
@@ -31,6 +35,7 @@ from zart_lint.core._recognize import (
     DURABLE_DECORATORS,
     PRIMITIVES,
     STEP_DECORATORS,
+    NameArgument,
     decorator_kind,
     primitive_of,
 )
@@ -102,27 +107,50 @@ def test_primitives_are_the_linters() -> None:
 
 @pytest.mark.parametrize("name", sorted(_names("primitive")))
 def test_primitive_name_argument(name: str) -> None:
-    """The linter looks for the name where the runtime takes it: first positional, or name=."""
+    """The linter looks for the name where the runtime takes it: first positional, or
+    only ``name=``; and knows whether it may be left out (the call is then named by its
+    order in the run, as ``zart.wait`` is)."""
     parameters = list(inspect.signature(getattr(zart, name)).parameters.values())
     by_name = {p.name: p for p in parameters}
     assert "name" in by_name, (
         f"zart.{name} takes no name: how does the linter tell its calls apart?"
     )
-    positional = parameters[0].name == "name" and parameters[0].kind in (
+    parameter = by_name["name"]
+    positional = parameters[0] is parameter and parameter.kind in (
         inspect.Parameter.POSITIONAL_ONLY,
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
     )
-    assert PRIMITIVES[name] == positional
+    if not positional:
+        # The linter reads such a name only from name=: it must not be passable by position.
+        assert parameter.kind is inspect.Parameter.KEYWORD_ONLY, (
+            f"zart.{name}'s name is neither the first positional argument nor keyword-only"
+        )
+    required = parameter.default is inspect.Parameter.empty
+    if not required:
+        assert parameter.default is None, f"zart.{name}'s name defaults to a fixed name"
+    assert PRIMITIVES[name] == NameArgument(positional=positional, required=required)
+
+
+def test_the_name_shapes_are_all_covered() -> None:
+    """Each way of taking a name is exercised by some primitive zart exports."""
+    shapes = {(shape.positional, shape.required) for shape in PRIMITIVES.values()}
+    assert shapes == {(True, True), (False, True), (False, False)}
+    assert PRIMITIVES["wait"] == NameArgument(positional=False, required=False)
 
 
 def test_other_functions_are_accounted_for() -> None:
     assert _names("other") == set(NOT_STEP_RELATED)
 
 
+@pytest.mark.parametrize("by_keyword", [False, True], ids=["as-written", "name="])
 @pytest.mark.parametrize("name", sorted(_names("primitive")))
-def test_primitive_in_a_loop_is_reported(name: str) -> None:
-    """End to end: a constant-named call of every primitive in a loop is ZRT001."""
-    arguments = '"fixed"' if PRIMITIVES[name] else 'x, name="fixed"'
+def test_primitive_in_a_loop_is_reported(name: str, by_keyword: bool) -> None:
+    """End to end: a constant-named call of every primitive in a loop is ZRT001, whether
+    the name is passed where the runtime first takes it or as name=."""
+    if not PRIMITIVES[name].positional:
+        arguments = 'x, name="fixed"'
+    else:
+        arguments = 'name="fixed"' if by_keyword else '"fixed"'
     source = f"""
         import zart
 
@@ -132,6 +160,59 @@ def test_primitive_in_a_loop_is_reported(name: str) -> None:
                 await zart.{name}({arguments})
         """
     assert codes(lint(source)) == ["ZRT001"]
+
+
+OPTIONAL_NAMES = sorted(name for name in _names("primitive") if not PRIMITIVES[name].required)
+
+
+@pytest.mark.parametrize("name", OPTIONAL_NAMES)
+def test_primitive_without_its_optional_name_is_not_reported(name: str) -> None:
+    """A call that leaves out an optional name= is named by its order in the run: it
+    is never reported by the naming rules, in a loop or twice in a row."""
+    source = f"""
+        import zart
+
+        @zart.durable("parity")
+        async def flow(xs: list[int]) -> None:
+            for x in xs:
+                await zart.{name}(x)
+            await zart.{name}(xs)
+            await zart.{name}(xs)
+        """
+    assert codes(lint(source)) == []
+
+
+@pytest.mark.parametrize("name", OPTIONAL_NAMES)
+def test_primitive_with_the_same_optional_name_twice_is_zrt004(name: str) -> None:
+    source = f"""
+        import zart
+
+        @zart.durable("parity")
+        async def flow(xs: list[int]) -> None:
+            await zart.{name}(xs, name="fixed")
+            await zart.{name}(xs, name="fixed")
+        """
+    assert codes(lint(source)) == ["ZRT004"]
+
+
+@zart.durable("zart-lint-parity-wait")
+async def _waits_in_a_loop(named: bool) -> int:
+    for _ in range(3):
+        await zart.wait([asyncio.sleep(0)], name="fixed" if named else None)
+    await zart.wait([asyncio.sleep(0)])
+    return 3
+
+
+def test_the_runtime_names_an_unnamed_wait_by_its_order(sqlite_url: str) -> None:
+    """What the linter assumes of zart.wait: without name= no call repeats a name (not
+    reported), with a constant name= in a loop the runtime refuses the repeat (ZRT001)."""
+    app = zart.Zart(sqlite_url)
+    try:
+        assert app.run(_waits_in_a_loop, False) == 3
+        with pytest.raises(zart.TaskError, match="DuplicateStepError"):
+            app.run(_waits_in_a_loop, True)
+    finally:
+        app.close()
 
 
 @pytest.mark.parametrize("name", sorted(_names("step")))

@@ -20,7 +20,14 @@ import zart
 from zart._ops.api import ServerSettings
 from zart.cli import main
 
-from ops_app import child_env, free_port, ops_engine, running_server, serve_process
+from ops_app import (
+    child_env,
+    free_port,
+    fresh_postgres,
+    ops_engine,
+    running_server,
+    serve_process,
+)
 
 SECRET = "s3cr3t-Pa55"
 TOKEN = "hardening-token"
@@ -57,6 +64,7 @@ def _secret_free(text: str, *also: str) -> None:
 def test_no_password_in_bodies_logs_or_cli(pg_database: str, tmp_path: Path) -> None:
     """A PostgreSQL URL with a password: the API's bodies, the server log and the CLI
     never show it; an unreachable database's details go to token holders only."""
+    fresh_postgres(pg_database)
     url = with_password(pg_database)
     dbname = pg_database.rsplit("/", 1)[1]
     log = tmp_path / "serve.log"

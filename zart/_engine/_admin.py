@@ -22,6 +22,7 @@ from zart._errors import (
 )
 from zart._execution._durable import DurableFunction, lookup
 from zart._store import (
+    CANCELLED,
     FAILED,
     STEP_FAILED,
     TERMINAL_STATUSES,
@@ -211,6 +212,40 @@ def rerun_from(
             audit_action="rerun-from",
             audit_actor=actor or default_actor(),
             audit_details={"step": step_name},
+        )
+    except NotFound:
+        raise _not_found(ops, execution_id) from None
+    return ExecutionStatus.from_record(rec)
+
+
+def resume(ops: OpsStore, execution_id: str, *, actor: str | None = None) -> ExecutionStatus:
+    """Continue a cancelled execution at its first unfinished step.
+
+    Its checkpoints are kept (unlike ``restart``); it and the executions of its tree
+    that the cancel reached go back to ``pending``, and a worker (or ``run``) resumes
+    them where they stopped.
+    """
+
+    def plan(rec: ExecutionRecord, steps: list[StepRecord]) -> list[str]:
+        if rec.status != CANCELLED:
+            raise ConflictError(
+                f"cannot resume execution {rec.id!r}: it is {rec.status}, not cancelled"
+                + (
+                    " (it is still running or waiting)"
+                    if rec.status not in TERMINAL_STATUSES
+                    else ""
+                )
+            )
+        return []
+
+    try:
+        rec = ops.reset_execution(
+            execution_id,
+            plan,
+            audit_action="resume",
+            audit_actor=actor or default_actor(),
+            audit_details={},
+            with_cancelled_descendants=True,
         )
     except NotFound:
         raise _not_found(ops, execution_id) from None

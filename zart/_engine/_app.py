@@ -399,6 +399,12 @@ class Zart:
             actor=actor,
         )
 
+    def resume(self, execution_id: str, *, actor: str | None = None) -> ExecutionStatus:
+        """Continue a cancelled execution at its first unfinished step (its checkpoints
+        are kept; cancelled children resume with it). A worker, or ``run`` on its id,
+        runs it. ``actor`` (default: the OS user) is recorded in the audit log."""
+        return admin.resume(self.ops_store, execution_id, actor=actor)
+
     def rerun_from(
         self, execution_id: str, step_name: str, *, actor: str | None = None
     ) -> ExecutionStatus:

@@ -179,6 +179,7 @@ class ExecutionContext:
         self.stop: BaseException | None = None
         self.replayed = 0
         self.executed = 0
+        self.waits = 0  # zart.wait calls so far (their default names)
 
     # ------------------------------------------------------------------ the journal
 
@@ -447,6 +448,7 @@ _KINDS = {
     "now": "zart.now",
     "capture": "zart.capture",
     "child": "zart.run_child",
+    "wait": "zart.wait",
 }
 
 

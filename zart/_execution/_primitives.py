@@ -13,7 +13,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -271,6 +271,56 @@ async def run_child(
         raise error from None
     entry.complete(durable_fn.result_codec.dumps(result))
     return result  # type: ignore[no-any-return]
+
+
+async def wait(
+    aws: Sequence[Awaitable[Any]],
+    *,
+    return_when: str = asyncio.ALL_COMPLETED,
+    timeout: float | None = None,
+    name: str | None = None,
+) -> tuple[set[asyncio.Future[Any]], set[asyncio.Future[Any]]]:
+    """``asyncio.wait`` that replays: which of ``aws`` had finished when it returned is
+    journaled, so a replay returns the same ``(done, pending)`` split (each a set of
+    tasks, as asyncio's) however fast the replayed steps now finish.
+
+    ``aws`` must be a sequence (its order identifies the awaitables). The journal
+    entry is named ``name``, by default ``zart.wait-<n>`` for the n-th call in this
+    run; give a name when calls may interleave (parallel branches).
+    """
+    if isinstance(aws, (set, frozenset)) or not isinstance(aws, Sequence):
+        raise TypeError("zart.wait needs a list or tuple of awaitables (their order names them)")
+    ctx = _context("wait", name or "zart.wait")
+    tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(a) for a in aws]
+    if not tasks:
+        raise ValueError("zart.wait needs at least one awaitable")
+    if ctx is None:
+        plain: tuple[set[asyncio.Future[Any]], set[asyncio.Future[Any]]] = await asyncio.wait(
+            tasks, return_when=return_when, timeout=timeout
+        )
+        return plain
+    if name is None:
+        ctx.waits += 1
+        name = f"zart.wait-{ctx.waits}"
+    entry = ctx.entry(name, "wait", _caller_site())
+    if entry.done and entry.record is not None:
+        finished = set(json.loads(entry.record.output or "[]"))
+        if finished:
+            await asyncio.wait([tasks[i] for i in finished])  # replayed: quick
+        return _split(tasks, finished)
+    if timeout is not None:
+        timeout = _seconds(timeout, "timeout")
+    done, _ = await asyncio.wait(tasks, return_when=return_when, timeout=timeout)
+    finished = {i for i, task in enumerate(tasks) if task in done}
+    entry.complete(json.dumps(sorted(finished)))
+    return _split(tasks, finished)
+
+
+def _split(
+    tasks: list[asyncio.Future[Any]], finished: set[int]
+) -> tuple[set[asyncio.Future[Any]], set[asyncio.Future[Any]]]:
+    done = {t for i, t in enumerate(tasks) if i in finished}
+    return done, {t for i, t in enumerate(tasks) if i not in finished}
 
 
 # How often a parent waiting for its child checks whether it was cancelled itself.

@@ -16,7 +16,13 @@ from zart._store import _schema as s
 from zart._store._database import Database, boundary
 from zart._store._journal import JournalStore
 from zart._store._queries import E, S, by_id, lock_execution, runnable
-from zart._store._records import ACTIVE_STATUSES, PENDING, ExecutionRecord, StepRecord
+from zart._store._records import (
+    ACTIVE_STATUSES,
+    CANCELLED,
+    PENDING,
+    ExecutionRecord,
+    StepRecord,
+)
 
 A = s.audit
 SC = s.schedules
@@ -90,6 +96,7 @@ class OpsStore:
         audit_details: dict[str, Any],
         fresh: bool = False,
         input_json: str | None = None,
+        with_cancelled_descendants: bool = False,
     ) -> ExecutionRecord:
         """Put an execution back to ``pending`` for a worker or ``run`` to resume.
 
@@ -97,7 +104,8 @@ class OpsStore:
         (which may raise to refuse) names the checkpoints to delete; they are
         deleted, the outcome and lease are cleared and an audit row is written.
         ``fresh`` also resets attempts and times (a restart); ``input_json``
-        replaces the stored input.
+        replaces the stored input; ``with_cancelled_descendants`` puts the cancelled
+        executions of its tree back to pending too (a resume after a cancel).
         """
         now = time.time()
         with self.db.tx() as conn:
@@ -117,6 +125,8 @@ class OpsStore:
             if input_json is not None:
                 values["input"] = input_json
             conn.execute(update(E).where(E.c.id == execution_id).values(**values))
+            if with_cancelled_descendants:
+                _resume_descendants(conn, execution_id, now)
             details = dict(audit_details, previous_status=rec.status, deleted_steps=doomed)
             _audit(conn, execution_id, audit_action, audit_actor, details, now)
             return ExecutionRecord.from_row(conn.execute(by_id(execution_id)).one())
@@ -237,6 +247,25 @@ class OpsStore:
                 .values(**values)
             )
             return bool(res.rowcount)
+
+
+def _resume_descendants(conn: Connection, execution_id: str, now: float) -> None:
+    """Cancelled children (and theirs) back to pending, checkpoints kept."""
+    parents = [execution_id]
+    while parents:
+        children = [
+            str(c)
+            for c in conn.execute(
+                select(E.c.id).where(E.c.parent_id.in_(parents), E.c.status == CANCELLED)
+            ).scalars()
+        ]
+        if children:
+            conn.execute(
+                update(E)
+                .where(E.c.id.in_(children))
+                .values(status=PENDING, finished_at=None, updated_at=now, wake_at=None)
+            )
+        parents = children
 
 
 def _counts(conn: Connection) -> dict[str, int]:

@@ -30,8 +30,10 @@ from zart_lint.analysis._variance import Variance, evaluate_literal, literal_str
 from zart_lint.analysis._walker import dotted_parts
 from zart_lint.core._options import RuleOptions
 from zart_lint.core._recognize import (
+    PRIMITIVES,
     Binding,
     DefKind,
+    NondeterministicKind,
     Param,
     ParamKind,
     StepDef,
@@ -106,15 +108,39 @@ class Invocation:
             )
         return f"zart.{self.primitive}"
 
+    @property
+    def name_is_optional(self) -> bool:
+        """A primitive whose calls without ``name=`` are named by their order in the run."""
+        return self.primitive is not None and not PRIMITIVES[self.primitive].required
+
+    def renamed(self, name: str) -> str:
+        """How a message suggests giving this call the name ``name``."""
+        if self.primitive is None or self.named_call is not None:
+            return f'.named("{name}")'
+        return f'name="{name}"'
+
+    def unnamed_hint(self) -> str:
+        """The alternative of leaving the name out, for a primitive whose name is optional."""
+        if not self.name_is_optional:
+            return ""
+        return ", or leave out name= (each call is then named by its order in the run)"
+
     def name_argument(self) -> cst.Arg | None:
-        """The argument that gives a primitive its name (None when absent / not a primitive)."""
+        """The argument that gives a primitive its name (None when absent / not a primitive).
+
+        A call without it (``zart.wait(aws)``, or one whose name is hidden in
+        ``*args`` / ``**kwargs``) is not judged by the naming rules; nor is an
+        optional name given as ``name=None`` (the call is named by its order)."""
         if self.primitive is None:
             return None
         args = self.call.args
         for arg in args:
             if arg.keyword is not None and arg.keyword.value == "name":
-                return arg
-        if self.primitive == "run_child" or not args or args[0].keyword is not None or args[0].star:
+                left_out = isinstance(arg.value, cst.Name) and arg.value.value == "None"
+                return None if left_out and self.name_is_optional else arg
+        if not PRIMITIVES[self.primitive].positional:
+            return None
+        if not args or args[0].keyword is not None or args[0].star:
             return None
         return args[0]
 
@@ -402,7 +428,7 @@ class Analysis:
                 keywords[arg.keyword.value] = (value, is_literal(value))
         return partial_step(target, positional, keywords, fixed=not ref.in_loop)
 
-    def nondeterministic(self, site: CallSite) -> tuple[str, Literal["now", "capture"]] | None:
+    def nondeterministic(self, site: CallSite) -> tuple[str, NondeterministicKind] | None:
         qualified = self.qualified_name(site.parts, site.scope)
         if qualified is None:
             return None

@@ -25,20 +25,36 @@ Binding = Literal["function", "static", "class", "instance"]
 STEP_DECORATORS = frozenset({"step", "zart_step"})
 DURABLE_DECORATORS = frozenset({"durable", "zart_durable"})
 
-# Durable primitives share the step name space. True: the name is the first
-# positional argument (or ``name=``); False: only ``name=`` (run_child's first
-# positional argument is the child durable function).
-PRIMITIVES: dict[str, bool] = {
-    "sleep": True,
-    "sleep_until": True,
-    "wait_for_event": True,
-    "now": True,
-    "capture": True,
-    "run_child": False,
+
+@dataclass(frozen=True)
+class NameArgument:
+    """Where a durable primitive takes its journal name."""
+
+    # True: the first positional argument (or ``name=``); False: only ``name=``
+    # (run_child's first positional argument is the child durable function).
+    positional: bool
+    # False: ``name=`` may be left out, and the call is then named by its order in
+    # the run (``zart.wait-<n>``): such a call never repeats a name.
+    required: bool = True
+
+
+# Durable primitives share the step name space: ZRT001-ZRT004 apply to their names.
+PRIMITIVES: dict[str, NameArgument] = {
+    "sleep": NameArgument(positional=True),
+    "sleep_until": NameArgument(positional=True),
+    "wait_for_event": NameArgument(positional=True),
+    "now": NameArgument(positional=True),
+    "capture": NameArgument(positional=True),
+    "run_child": NameArgument(positional=False),
+    "wait": NameArgument(positional=False, required=False),
 }
 
-# Non-deterministic calls (ZRT007) -> which durable replacement to suggest.
-_NONDETERMINISTIC: dict[str, Literal["now", "capture"]] = {
+# Non-deterministic calls (ZRT007) -> which durable replacement to suggest:
+# "now" (zart.now), "capture" (zart.capture), "wait" (zart.wait: which awaitables
+# finish first differs between runs), "timeout" (a step timeout or
+# zart.wait(..., timeout=...): whether a timeout fires differs between runs).
+NondeterministicKind = Literal["now", "capture", "wait", "timeout"]
+_NONDETERMINISTIC: dict[str, NondeterministicKind] = {
     "time.time": "now",
     "time.time_ns": "now",
     "time.monotonic": "now",
@@ -53,6 +69,12 @@ _NONDETERMINISTIC: dict[str, Literal["now", "capture"]] = {
     "uuid.uuid4": "capture",
     "os.urandom": "capture",
     "os.getrandom": "capture",
+    "asyncio.wait": "wait",
+    "asyncio.tasks.wait": "wait",
+    "asyncio.as_completed": "wait",
+    "asyncio.tasks.as_completed": "wait",
+    "asyncio.wait_for": "timeout",
+    "asyncio.tasks.wait_for": "timeout",
 }
 _NONDETERMINISTIC_MODULES = frozenset({"random", "secrets"})
 # Members of those modules that are not themselves a source of randomness.
@@ -133,7 +155,7 @@ def primitive_of(qualified: str) -> str | None:
     return None
 
 
-def nondeterministic_kind(qualified: str) -> Literal["now", "capture"] | None:
+def nondeterministic_kind(qualified: str) -> NondeterministicKind | None:
     kind = _NONDETERMINISTIC.get(qualified)
     if kind is not None:
         return kind

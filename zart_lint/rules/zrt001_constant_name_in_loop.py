@@ -6,6 +6,8 @@ whose name does not change between iterations -- a template without any
 -- is stored once, by the first iteration. On every later iteration, and on
 every replay, the call finds that row and silently returns the *first*
 iteration's result: item 2..n are never processed, and nothing fails.
+(``zart.wait(aws)`` without ``name=`` is named by its order in the run, so it
+never repeats a name; with a literal ``name=`` it is reported like the others.)
 
 Steps are followed through aliases (``pay = billing.charge``, ``activity =
 zart.step`` used as the decorator), ``functools.partial``, static, class and
@@ -87,6 +89,21 @@ import zart
 async def poll(jobs: list[str]) -> None:
     for n, job in enumerate(jobs):
         await zart.sleep(f"backoff-{n}", 2**n)
+""",
+    # zart.wait without name= is named by its order in the run
+    """
+import asyncio
+import zart
+
+@zart.step("ping-{host}")
+async def ping(host: str) -> None: ...
+
+@zart.durable("probe")
+async def probe(hosts: list[str]) -> None:
+    for host in hosts:
+        await zart.wait([ping(host)], timeout=5)
+        backup = ping(f"{host}-backup")
+        await zart.wait([ping(host), backup], return_when=asyncio.FIRST_COMPLETED)
 """,
     # an alias of a templated step: the name changes per iteration
     """
@@ -246,6 +263,18 @@ async def settle(order_ids: list[str]) -> None:
         if await check(order_id):
             break
 """,
+    # zart.wait with a constant name=, through an alias
+    """
+from zart import durable, step, wait as race
+
+@step("ping-{host}")
+async def ping(host: str) -> None: ...
+
+@durable("probe")
+async def probe(hosts: list[str]) -> None:
+    for host in hosts:
+        await race([ping(host)], timeout=5, name="ping-race")
+""",
     # a constant primitive name built with .format()
     """
 import zart
@@ -272,6 +301,7 @@ def check(ctx: RuleContext) -> Iterator[Report]:
                 f'"{verdict.constant}": every iteration after the first reuses the first one\'s '
                 "checkpoint. "
                 f"Make the name change per iteration, e.g. {per_iteration}"
+                f"{invocation.unnamed_hint()}"
             )
         else:
             parameter = ctx.naming.varying_parameter(invocation)

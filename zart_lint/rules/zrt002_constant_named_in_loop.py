@@ -8,7 +8,8 @@ iterations 2..n silently receive the first iteration's stored result.
 
 The same holds for the name argument of the durable primitives
 (``zart.sleep(name, ...)``, ``zart.wait_for_event(name)``, ``zart.run_child(...,
-name=...)``, ...) when it is a variable that never changes in the loop.
+name=...)``, ``zart.wait(aws, name=...)``, ...) when it is a variable that never
+changes in the loop.
 
 Fix: build the name from something that changes per iteration, usually the loop
 index: ``.named(f"send-notification-{i}")``. ``--fix`` does that for ``for``
@@ -163,5 +164,6 @@ def check(ctx: RuleContext) -> Iterator[Report]:
                 f"{invocation.label}() gets the same name in every iteration of the {loop} "
                 f"({why}): iterations after the first reuse the first one's checkpoint. "
                 f"Use a name that changes per iteration, e.g. {example}"
+                f"{invocation.unnamed_hint()}"
             )
         yield Report(CODE, message, invocation.call, invocation.top, fix=ctx.fixer.plan(verdict))

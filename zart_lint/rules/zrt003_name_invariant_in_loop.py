@@ -218,7 +218,7 @@ def check(ctx: RuleContext) -> Iterator[Report]:
                 f"the name {analysis.short_code(verdict.expression)} of {invocation.label} "
                 f"does not change per iteration of {where}: iterations after the first get the "
                 "first one's stored result. Build it from something that does, e.g. the loop "
-                f"indices: {example}"
+                f"indices: {example}{invocation.unnamed_hint()}"
             )
         yield Report(CODE, message, invocation.call, invocation.top)
 

@@ -157,7 +157,8 @@ def check(ctx: RuleContext) -> Iterator[Report]:
         message = (
             f'the step name "{name}" is already used by the call on line {RELATED_LINE} of durable '
             f"{scope.name}(): this call returns that call's stored result instead of running. "
-            f'Give one of them another name, e.g. .named("{name}-2")'
+            f"Give one of them another name, e.g. {invocation.renamed(f'{name}-2')}"
+            f"{invocation.unnamed_hint()}"
         )
         yield Report(CODE, message, invocation.call, invocation.top, related=first.call)
 

@@ -87,12 +87,18 @@ function elapsed(exec) {
 
 // --- outage banner -------------------------------------------------------------------
 
+const OUTAGE_TEXT = {
+  offline: "The zart server does not answer.",
+  shutting_down: "The zart server is shutting down.",
+  database_unavailable: "The database does not answer.",
+};
+
 function showOutage(err) {
-  $("#outage-text").textContent = err.status === 0 ? "The zart server does not answer." : err.message;
+  $("#outage-text").textContent = OUTAGE_TEXT[err.code] || err.message;
   $("#outage").hidden = false;
   document.body.dataset.outage = "true";
   $("#live").textContent = "outage";
-  $("#live").className = "live outage";
+  $("#live").className = "live down";
 }
 
 function clearOutage() {
