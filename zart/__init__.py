@@ -6,6 +6,7 @@ mid-way resumes at its first unfinished step. See README.md.
 """
 
 from zart._engine._app import ExecutionHandle, Zart
+from zart._engine._history import PatchUse, ReplayReport
 from zart._engine._info import ExecutionStatus, StepInfo
 from zart._errors import (
     DatabaseUnavailableError,
@@ -30,7 +31,9 @@ from zart._errors import (
 from zart._execution._durable import DurableFunction, durable, zart_durable
 from zart._execution._primitives import (
     capture,
+    deprecate_patch,
     now,
+    patched,
     run_child,
     sleep,
     sleep_until,
@@ -54,7 +57,9 @@ __all__ = [
     "ExecutionStatus",
     "IdentifierError",
     "LeaseLostError",
+    "PatchUse",
     "ReplayMismatchError",
+    "ReplayReport",
     "RetryPolicy",
     "SerializationError",
     "Step",
@@ -71,8 +76,10 @@ __all__ = [
     "ZartError",
     "__version__",
     "capture",
+    "deprecate_patch",
     "durable",
     "now",
+    "patched",
     "run_child",
     "sleep",
     "sleep_until",

@@ -42,14 +42,20 @@ from zart_lint.core._recognize import (
 
 from lint_helpers import codes, lint
 
-Kind = Literal["step", "durable", "primitive", "other"]
+Kind = Literal["step", "durable", "primitive", "marker", "other"]
 
 # Public functions of zart that are neither decorators nor durable primitives,
 # and why the linter need not know them.
 NOT_STEP_RELATED = {
     # The database connection inside a transactional step body: no name, no journal entry.
     "transaction": "helper used inside a step body",
+    # Declares that a patch's old branch is gone: no journal entry, no name.
+    "deprecate_patch": "deploy-time declaration, records nothing",
 }
+# Awaited in a durable body and journaled, but not named by the caller: the entry is
+# "patched:<id>" and asking again in the same run returns the same answer, so the
+# naming rules (ZRT001-ZRT004) cannot apply to it.
+MARKERS = {"patched": "deploy marker, one answer per id and run"}
 
 
 def _public_functions() -> Iterator[tuple[str, Callable[..., Any]]]:
@@ -61,6 +67,8 @@ def _public_functions() -> Iterator[tuple[str, Callable[..., Any]]]:
 
 def _kind(name: str, obj: Callable[..., Any]) -> Kind:
     """What a public function of zart is, found out from the object itself."""
+    if name in MARKERS:
+        return "marker"
     if inspect.iscoroutinefunction(obj):
         return "primitive"  # awaited in a durable body, journaled under a name
 
@@ -405,3 +413,12 @@ TEMPLATES = st.lists(PIECES, max_size=8).map("".join)
 def test_generated_templates(template: str) -> None:
     assume(_depth(template) <= 2)  # deeper: the known runtime bug above
     assert linter_rejects(template) == runtime_rejects(template), template
+
+
+def test_markers_are_coroutines_the_naming_rules_leave_alone() -> None:
+    """A marker is awaited like a primitive (so it is async) but has no caller-chosen
+    name; listing one that is not async, or a primitive as a marker, is drift."""
+    assert _names("marker") == set(MARKERS)
+    for name in MARKERS:
+        assert inspect.iscoroutinefunction(getattr(zart, name)), name
+        assert name not in PRIMITIVES, name

@@ -43,10 +43,9 @@ def failed_pipeline(app: zart.Zart, eid: str, failing: str = "ops-charge-1") -> 
 
 def resume(app: zart.Zart, eid: str) -> object:
     """What a worker does: pick the pending execution up and finish it."""
-    import asyncio
-
-    assert app.status(eid).status == "pending"
-    return asyncio.run(app.handle(eid).result())
+    st = app.status(eid)
+    assert st.status == "pending"
+    return app.run(st.durable_name, execution_id=eid)
 
 
 def test_retry_step_resumes_at_the_failed_step(engine: zart.Zart) -> None:

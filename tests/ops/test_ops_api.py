@@ -467,7 +467,7 @@ def test_contract_every_documented_response(engine: zart.Zart, tmp_path: Path) -
         _check_guards(url, doc)
 
     # 503: the readiness probe of a server whose database is unreachable.
-    broken = zart.Zart(f"sqlite:///{tmp_path}/missing-dir/x.db")
+    broken = zart.Zart(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere")
     try:
         with running_server(broken) as url:
             _check_response(doc, "get", "/readyz", "503", httpx.get(url + "/readyz"))

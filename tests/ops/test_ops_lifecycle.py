@@ -10,6 +10,7 @@ import json
 import logging
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -143,12 +144,18 @@ def test_a_client_going_away_leaves_no_traceback(
 
 def test_a_closed_pipe_ends_the_cli_quietly(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'many.db'}"
-    app = zart.Zart(url)
-    for i in range(400):
-        app.submit(ops_app.greet, "x" * 40, execution_id=f"pipe-{i}")
-    app.close()
+    schema = zart.Zart(url)
+    schema.ops_store.ensure_schema()
+    schema.close()
+    rows = [(f"pipe-{i:05d}", "ops-greet", "pending", "{}", 0, i, i) for i in range(3000)]
+    with sqlite3.connect(tmp_path / "many.db") as conn:  # more than a pipe holds
+        conn.executemany(
+            "INSERT INTO zart_executions (id, durable_name, status, input, attempts, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
     listing = subprocess.Popen(
-        [sys.executable, "-m", "zart", "list", "--limit", "400"],
+        [sys.executable, "-m", "zart", "list", "--limit", "3000"],
         env=child_env(url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

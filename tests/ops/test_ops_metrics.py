@@ -53,9 +53,7 @@ def test_metrics_reflect_the_database(engine: zart.Zart) -> None:
     # An execution claimed twice (as after a lease takeover or a retry).
     engine.retry_step("m3")
     ops_app.FAILING.clear()
-    import asyncio
-
-    asyncio.run(engine.handle("m3").result())
+    engine.run(ops_app.pipeline, execution_id="m3")  # what a worker does: resume it
 
     with running_server(engine, metrics=True) as url:
         response = httpx.get(url + "/metrics")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -109,7 +108,7 @@ def test_each_occurrence_runs_once(engines: tuple[zart.Zart, zart.Zart]) -> None
     assert started == [expected]
     assert expected == "every-min@" + sched.next_run_at.isoformat().replace("+00:00", "Z")
     assert [e.id for e in a.list(durable_name="ops-greet")] == [expected]
-    assert asyncio.run(a.handle(expected).result()) == "hello TICK"
+    assert a.run(ops_app.greet, execution_id=expected) == "hello TICK"  # as a worker would
     # Missed occurrences collapse into one (the first missed), then the next is after now.
     later = tick(b, now=due + 600.5)
     assert later == [occurrence_id("every-min", due + 60)]

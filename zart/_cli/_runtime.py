@@ -141,6 +141,16 @@ def _settings(
     }
 
 
+def _api_server(**safety: Any) -> tuple[Callable[..., None], Any]:
+    """``zart._ops.api.serve`` and the :class:`ServerSettings` of the options, or a usage
+    error when the api extra (Starlette, uvicorn) is not installed."""
+    try:
+        from zart._ops.api import ServerSettings, serve
+    except ImportError as exc:
+        fail(f"zart serve needs the api extra: pip install 'zart[api]' ({exc})")
+    return serve, ServerSettings(**_settings(**safety))
+
+
 def _serve_safety_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options of ``zart serve`` that protect it: hosts, origins, limits, timeouts."""
     options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
@@ -216,12 +226,7 @@ def serve(
     (POST /api/executions) and, with --worker (the default), run here.
     See docs/operations.md for running it safely (proxy, token, hosts, limits).
     """
-    try:
-        from zart._ops.api import ServerSettings
-        from zart._ops.api import serve as run_server
-    except ImportError as exc:
-        fail(f"zart serve needs the api extra: pip install 'zart[api]' ({exc})")
-    settings = ServerSettings(**_settings(**safety))
+    run_server, settings = _api_server(**safety)
     _import_durables(modules)
     logging.getLogger("zart").setLevel(logging.INFO)
     obj.app.ops_store.ensure_schema()  # fail now, with one line, if the database is unreachable

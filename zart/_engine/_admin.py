@@ -33,6 +33,7 @@ from zart._store import (
     RaceLost,
     StepRecord,
 )
+from zart._store._records import DIVERGED
 
 # The errors live with the others (the engine raises them too); these names stay for callers.
 ConflictError = ExecutionConflictError
@@ -219,17 +220,20 @@ def rerun_from(
 
 
 def resume(ops: OpsStore, execution_id: str, *, actor: str | None = None) -> ExecutionStatus:
-    """Continue a cancelled execution at its first unfinished step.
+    """Continue a cancelled or diverged execution at its first unfinished step.
 
     Its checkpoints are kept (unlike ``restart``); it and the executions of its tree
     that the cancel reached go back to ``pending``, and a worker (or ``run``) resumes
-    them where they stopped.
+    them where they stopped. A diverged execution is replayed again by the code now
+    deployed: if that code still diverges, it stops as ``diverged`` again, having run
+    nothing new.
     """
 
     def plan(rec: ExecutionRecord, steps: list[StepRecord]) -> list[str]:
-        if rec.status != CANCELLED:
+        if rec.status not in (CANCELLED, DIVERGED):
             raise ConflictError(
-                f"cannot resume execution {rec.id!r}: it is {rec.status}, not cancelled"
+                f"cannot resume execution {rec.id!r}: it is {rec.status}, "
+                "not cancelled or diverged"
                 + (
                     " (it is still running or waiting)"
                     if rec.status not in TERMINAL_STATUSES

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from zart._engine import _admin as admin
+from zart._engine import _history as history
 from zart._engine._info import ExecutionStatus, StepInfo
 from zart._engine._runner import Runner, stored_outcome
 from zart._engine._worker import Worker
@@ -400,10 +401,37 @@ class Zart:
         )
 
     def resume(self, execution_id: str, *, actor: str | None = None) -> ExecutionStatus:
-        """Continue a cancelled execution at its first unfinished step (its checkpoints
-        are kept; cancelled children resume with it). A worker, or ``run`` on its id,
-        runs it. ``actor`` (default: the OS user) is recorded in the audit log."""
+        """Continue a cancelled or diverged execution at its first unfinished step (its
+        checkpoints are kept; cancelled children resume with it). A worker, or ``run``
+        on its id, runs it. ``actor`` (default: the OS user) is recorded in the audit log."""
         return admin.resume(self.ops_store, execution_id, actor=actor)
+
+    # ------------------------------------------------------------------ safe deploys
+
+    def export(self, execution_id: str) -> dict[str, Any]:
+        """The execution's history (record, input, steps and their results) as a
+        versioned JSON document, for :meth:`replay_check` (e.g. golden files in CI)."""
+        found = history.load_history(self._journal, execution_id)
+        if found is None:
+            raise self._not_found(execution_id)
+        return found
+
+    def replay_check(
+        self,
+        source: str | dict[str, Any],
+        durable: DurableFunction[Any, Any] | str | None = None,
+    ) -> history.ReplayReport:
+        """Replay an execution (its id: its journal in this database) or an exported
+        history against the code now importable, running no step body, timer, event
+        wait or child: compatible, or diverged with the first divergence."""
+        doc = self.export(source) if isinstance(source, str) else source
+        fn = self._resolve(durable) if durable is not None else None
+        return history.replay_history(fn, doc)
+
+    def patches_in_use(self) -> builtins.list[history.PatchUse]:
+        """The ``zart.patched`` markers recorded by open executions, with which of them
+        took the old and the new branch (an old branch still used must stay)."""
+        return history.patches_in_use(self.ops_store)
 
     def rerun_from(
         self, execution_id: str, step_name: str, *, actor: str | None = None

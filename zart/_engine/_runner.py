@@ -30,6 +30,7 @@ from zart._errors import (
     UsageError,
 )
 from zart._execution._context import current_execution
+from zart._execution._divergence import Diverged
 from zart._execution._durable import DurableFunction
 from zart._execution._failures import encode_error, task_error
 from zart._execution._identifiers import check_execution_id
@@ -47,6 +48,7 @@ from zart._store import (
     JournalStore,
     RaceLost,
 )
+from zart._store._records import DIVERGED
 
 log = logging.getLogger("zart")
 
@@ -144,7 +146,7 @@ class Runner:
             rec = self.journal.get_execution(execution_id)
             if rec is None:
                 raise ExecutionNotFoundError(f"execution {execution_id!r} disappeared")
-            if rec.status in TERMINAL_STATUSES:
+            if rec.status in _ENDED:
                 return stored_outcome(durable, rec)
             token = self.new_token()
             claimed = self.journal.try_claim(execution_id, token, self.lease_seconds)
@@ -174,7 +176,7 @@ class Runner:
             rec = self.journal.get_execution(execution_id)
             if rec is None:
                 raise ExecutionNotFoundError(f"execution {execution_id!r} disappeared")
-            if rec.status in TERMINAL_STATUSES:
+            if rec.status in _ENDED:
                 return stored_outcome(durable, rec)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.5)
@@ -214,6 +216,8 @@ class Runner:
         finally:
             current_execution.reset(cv)
             self.heartbeat.untrack(token)
+            if ctx.stop is None:  # a branch left behind (gather) must not go on
+                ctx.stop = LeaseLostError(f"the run of execution {rec.id!r} has ended")
 
     def _hand_back(self, execution_id: str, token: str) -> None:
         """Release the lease; if the database refuses now, remember the token so the
@@ -250,8 +254,12 @@ class Runner:
                 result = await self._traced_body(durable, rec, args, kwargs, ctx)
         except Suspend as suspend:
             return self._suspend(durable, rec, token, suspend)
+        except Diverged as found:
+            return self._diverged(rec.id, token, found)
         except _EXCEPTION_GROUPS as group:
             # Sleeps or waits in several tasks of an asyncio.TaskGroup.
+            if isinstance(ctx.stop, Diverged):
+                return self._diverged(rec.id, token, ctx.stop)
             merged = _merged_suspend(group)
             if merged is None:
                 raise
@@ -328,6 +336,14 @@ class Runner:
             log.warning("on_failure hook of %s raised %r; the execution fails", eid, hook_exc)
             return None
 
+    def _diverged(self, eid: str, token: str, found: Diverged) -> Outcome:
+        """Stop the execution before its first call past the divergence (fenced)."""
+        if not self.journal.finish_execution(eid, token, DIVERGED, None, found.to_json()):
+            return Outcome(False)
+        log.warning("execution %s diverged: %s", eid, found.reason)
+        error = TaskError(found.message, execution_id=eid, error_type="Diverged")
+        return Outcome(True, error=error)
+
     def _suspend(
         self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str, suspend: Suspend
     ) -> Outcome:
@@ -376,6 +392,11 @@ def stored_outcome(durable: DurableFunction[Any, Any], rec: ExecutionRecord) -> 
     if rec.status == CANCELLED:
         raise ExecutionCancelledError("execution was cancelled", execution_id=rec.id)
     raise task_error(rec.id, rec.error)
+
+
+# Where a drive or a wait stops: finished, or diverged (it waits for a compatible deploy
+# and an explicit resume; the caller hears why).
+_ENDED = TERMINAL_STATUSES | {DIVERGED}
 
 
 def _check_owner(

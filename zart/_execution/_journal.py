@@ -22,6 +22,11 @@ from zart._errors import (
     StorageError,
 )
 from zart._execution._context import current_step, current_transaction
+from zart._execution._divergence import (
+    PATCH_KIND,
+    divergence,
+    wait_for_frontier,
+)
 from zart._execution._failures import (
     attempt_started_in,
     encode_error,
@@ -180,31 +185,99 @@ class ExecutionContext:
         self.replayed = 0
         self.executed = 0
         self.waits = 0  # zart.wait calls so far (their default names)
+        # Settled records this run has not visited yet (patch markers aside): a new
+        # name asked for while this is not empty may be a divergence (_divergence.py).
+        self.unvisited: set[str] = {
+            name
+            for name, rec in checkpoints.items()
+            if rec.status in _SETTLED and rec.kind != PATCH_KIND
+        }
+        self.patch_waiters = 0  # zart.patched calls waiting for the frontier
+        self.busy = 0  # replayed calls waiting in-process (a short recorded sleep)
+        self.patches: dict[str, bool] = {}  # zart.patched answers of this run
 
     # ------------------------------------------------------------------ the journal
 
-    def entry(self, name: str, kind: str, site: tuple[str, int] | None) -> Entry:
+    async def entry(self, name: str, kind: str, site: tuple[str, int] | None) -> Entry:
         """Claim ``name`` for this call (duplicate guard), find its record and check that
         it was written by the same kind of call. A settled record counts as replayed;
-        otherwise the execution must still be ours to go on."""
+        a name the journal lacks while recorded names are unvisited is checked for
+        divergence (:mod:`zart._execution._divergence`); otherwise the execution must
+        still be ours to go on."""
         check_step_name(name)  # rendered names too, before anything is written
         seq = self.claim_name(name, site)
         rec = self.checkpoints.get(name)
         if rec is not None:
-            if rec.kind != kind:
-                raise ReplayMismatchError(
-                    f"{name!r} in execution {self.execution_id!r} was recorded by a "
-                    f"{_KINDS.get(rec.kind, rec.kind)} and is now called as a "
-                    f"{_KINDS.get(kind, kind)}; a name belongs to one kind of call "
-                    "(rename one of them)"
-                )
-            if rec.status in (STEP_COMPLETED, STEP_FAILED):
-                self.replayed += 1
-                return Entry(self, name, seq, kind, rec)
+            self.check_kind(name, kind, rec)
+            if rec.status in _SETTLED:
+                return self.replay(name, seq, kind, rec)
+        elif self.unvisited:
+            await wait_for_frontier(self, name, kind)
         self.check_stop()
         entry = Entry(self, name, seq, kind, rec)
         entry.interrupted, self.interrupted_pending = self.interrupted_pending, False
         return entry
+
+    def replay(self, name: str, seq: int, kind: str, rec: StepRecord) -> Entry:
+        """The entry of a call settled by an earlier run."""
+        self.replayed += 1
+        if self.unvisited:
+            self.unvisited.discard(name)
+        return Entry(self, name, seq, kind, rec)
+
+    def check_kind(self, name: str, kind: str, rec: StepRecord) -> None:
+        if rec.kind != kind:
+            raise ReplayMismatchError(
+                f"{name!r} in execution {self.execution_id!r} was recorded by a "
+                f"{_KINDS.get(rec.kind, rec.kind)} and is now called as a "
+                f"{_KINDS.get(kind, kind)}; a name belongs to one kind of call "
+                "(rename one of them)"
+            )
+
+    # ------------------------------------------------------------------ patches
+
+    async def patched(self, name: str, site: tuple[str, int] | None) -> bool:
+        """``zart.patched``: True for a run reaching the marker first under code that has
+        it, False for one whose journal shows it passed here under the old code; the
+        answer is journaled (kind "patch") so every later replay takes the same branch."""
+        known = self.patches.get(name)
+        if known is not None:
+            return known  # the same marker again in this run: the same answer
+        check_step_name(name)
+        seq = self.claim_name(name, site)
+        rec = self.checkpoints.get(name)
+        if rec is not None:
+            self.check_kind(name, PATCH_KIND, rec)
+            if rec.status in _SETTLED:
+                self.replayed += 1
+                answer = rec.output == "true"
+                self.patches[name] = answer
+                return answer
+        answer = True
+        if self.unvisited:
+            answer = await wait_for_frontier(self, name, PATCH_KIND, patch=True)
+        self.check_stop()
+        self.patches[name] = answer
+        self.record_patch(Entry(self, name, seq, PATCH_KIND, rec), answer)
+        return answer
+
+    def record_patch(self, entry: Entry, answer: bool) -> None:
+        entry.write(STEP_COMPLETED, "true" if answer else "false")
+
+    def deprecated_patch(self, name: str) -> None:
+        """``zart.deprecate_patch``: the old branch of the marker is gone. An execution
+        whose journal chose the old branch cannot go on: it diverges, loudly."""
+        rec = self.checkpoints.get(name)
+        if rec is None or rec.kind != PATCH_KIND or rec.output != "false":
+            return
+        self.patches[name] = False
+        found = divergence(self, name, PATCH_KIND)
+        found.reason = (
+            f"it took the old branch of patch {name[len('patched:') :]!r}, which the code "
+            "no longer has (zart.deprecate_patch); unvisited recorded calls: "
+            + (", ".join(repr(n) for n in found.unvisited) or "none")
+        )
+        raise found
 
     def claim_name(self, name: str, site: tuple[str, int] | None) -> int:
         """Register one use of ``name`` in this run; returns its call order."""
@@ -300,7 +373,7 @@ class ExecutionContext:
     # ------------------------------------------------------------------ steps
 
     async def run_step(self, call: StepCall[Any]) -> Any:
-        entry = self.entry(call.name, "step", call.site)
+        entry = await self.entry(call.name, "step", call.site)
         rec = entry.record
         if entry.done:
             assert rec is not None
@@ -437,6 +510,8 @@ class ExecutionContext:
         return result
 
 
+_SETTLED = (STEP_COMPLETED, STEP_FAILED)
+
 # How old the last proof of holding the lease may be when a step starts (seconds).
 FRESH_SECONDS = 0.002
 
@@ -449,6 +524,7 @@ _KINDS = {
     "capture": "zart.capture",
     "child": "zart.run_child",
     "wait": "zart.wait",
+    "patch": "zart.patched",
 }
 
 

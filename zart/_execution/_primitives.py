@@ -26,6 +26,7 @@ from zart._errors import (
     ZartError,
 )
 from zart._execution._context import current_execution, current_step
+from zart._execution._divergence import PATCH_PREFIX
 from zart._execution._identifiers import child_id
 from zart._execution._journal import ExecutionContext, Suspend
 from zart._execution._naming import check_name
@@ -118,7 +119,7 @@ async def sleep_until(name: str, when: datetime) -> None:
 async def _durable_sleep(
     ctx: ExecutionContext, name: str, wake: Callable[[], float], site: tuple[str, int]
 ) -> None:
-    entry = ctx.entry(name, "sleep", site)
+    entry = await ctx.entry(name, "sleep", site)
     if entry.done:
         return
     if entry.record is not None and entry.record.output is not None:
@@ -130,7 +131,11 @@ async def _durable_sleep(
     if remaining > IN_PROCESS_SLEEP:
         raise Suspend(SLEEPING, wake_at)
     if remaining > 0:
-        await asyncio.sleep(remaining)
+        ctx.busy += 1  # a replaying branch still on its way: no divergence judged meanwhile
+        try:
+            await asyncio.sleep(remaining)
+        finally:
+            ctx.busy -= 1
     entry.complete(json.dumps(wake_at))
 
 
@@ -147,7 +152,7 @@ async def wait_for_event(name: str, timeout: float | timedelta | None = None) ->
     ctx = _context("wait_for_event", name)
     if ctx is None:
         raise ZartError("zart.wait_for_event() only works inside a durable execution")
-    entry = ctx.entry(name, "event", _caller_site())
+    entry = await ctx.entry(name, "event", _caller_site())
     if entry.done:
         return json.loads(entry.record.output or "null") if entry.record else None
     if entry.failed:
@@ -211,7 +216,7 @@ async def _record(
     codec: Codec,
     site: tuple[str, int],
 ) -> Any:
-    entry = ctx.entry(name, kind, site)
+    entry = await ctx.entry(name, kind, site)
     if entry.done and entry.record is not None:
         return codec.loads(entry.record.output or "null")
     value = fn()
@@ -240,7 +245,7 @@ async def run_child(
         return await durable_fn.fn(*args, **kwargs)
     if ctx.runner is None:
         raise ZartError("run_child needs the engine that runs the parent")
-    entry = ctx.entry(name, "child", _caller_site())
+    entry = await ctx.entry(name, "child", _caller_site())
     child = child_id(ctx.execution_id, name)
     if entry.done and entry.record is not None:
         return durable_fn.result_codec.loads(entry.record.output or "null")  # type: ignore[no-any-return]
@@ -273,6 +278,37 @@ async def run_child(
     return result  # type: ignore[no-any-return]
 
 
+async def patched(patch_id: str) -> bool:
+    """Guard a change to durable code: ``if await zart.patched("id"): <new> else: <old>``.
+
+    True for an execution that reaches the marker for the first time under code that
+    has it; False for one whose journal shows it passed this point under the old code
+    (it is replaying and recorded calls after this point remain). The answer is
+    journaled (``patched:<id>``, kind "patch"), so every later replay takes the same
+    branch, and the new branch may insert or rename calls without a divergence.
+    Outside a durable execution: True.
+    """
+    name = PATCH_PREFIX + patch_id
+    ctx = _context("patched", name)
+    if ctx is None:
+        return True
+    return await ctx.patched(name, _caller_site())
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """Mark that the old branch of ``zart.patched(patch_id)`` was removed from the code.
+
+    Put it where the ``if await zart.patched(...)`` was, once no open execution needs
+    the old branch (``Zart.patches_in_use()``). It returns None and records nothing;
+    an execution whose journal took the old branch stops as ``diverged`` here instead
+    of silently running the new branch.
+    """
+    name = PATCH_PREFIX + patch_id
+    ctx = _context("deprecate_patch", name)
+    if ctx is not None:
+        ctx.deprecated_patch(name)
+
+
 async def wait(
     aws: Sequence[Awaitable[Any]],
     *,
@@ -302,7 +338,7 @@ async def wait(
     if name is None:
         ctx.waits += 1
         name = f"zart.wait-{ctx.waits}"
-    entry = ctx.entry(name, "wait", _caller_site())
+    entry = await ctx.entry(name, "wait", _caller_site())
     if entry.done and entry.record is not None:
         finished = set(json.loads(entry.record.output or "[]"))
         if finished:

@@ -13,10 +13,14 @@ WAITING = "waiting"
 COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
+# The code asked for a call its journal does not hold while recorded calls remained
+# unvisited: stopped before running it. Neither active nor terminal: no worker claims
+# it; ``Zart.resume`` puts it back to pending once compatible code is deployed.
+DIVERGED = "diverged"
 
 ACTIVE_STATUSES = frozenset({PENDING, RUNNING, SLEEPING, WAITING})
 TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
-ALL_STATUSES = (PENDING, RUNNING, SLEEPING, WAITING, COMPLETED, FAILED, CANCELLED)
+ALL_STATUSES = (PENDING, RUNNING, SLEEPING, WAITING, COMPLETED, FAILED, CANCELLED, DIVERGED)
 
 # Step statuses.
 STEP_COMPLETED = "completed"

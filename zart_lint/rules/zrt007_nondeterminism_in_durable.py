@@ -11,8 +11,9 @@ following steps (zart logs a replay-drift warning, or raises in strict mode).
 Races are not deterministic either. ``asyncio.wait(..., return_when=FIRST_COMPLETED)``
 and ``asyncio.as_completed(...)`` report whichever awaitable finished first, and
 on a replay the completed steps return at once, so another split (another
-order) comes back. ``asyncio.wait_for(step(), 5)`` times out on the first run
-but not on a replay, where the step returns its stored result at once.
+order) comes back. ``asyncio.wait_for(step(), 5)`` depends on timing the same
+way: a replay, where completed steps return at once, need not time out where
+the first run did (nor the other way round).
 ``asyncio.gather`` waits for everything and keeps the order: it is fine.
 
 Only calls made by the durable body itself are reported; code inside a step,
@@ -200,9 +201,9 @@ def _advice(kind: NondeterministicKind, written: str) -> str:
         )
     if kind == "timeout":
         return (
-            "a replayed step returns its stored result at once, so the timeout that fired "
-            "on the first run does not fire again. Give the step a timeout "
-            "(@step(..., timeout=...)) or use await zart.wait([aw], timeout=...)"
+            "whether the timeout fires depends on timing, and a replay (where completed "
+            "steps return at once) need not agree with the first run. Give the step a "
+            "timeout (@step(..., timeout=...)) or use await zart.wait([aw], timeout=...)"
         )
     instead = (
         'await zart.now("<name>")' if kind == "now" else f'await zart.capture("<name>", {written})'
