@@ -43,10 +43,21 @@ def at(text: str, tz: str = "UTC") -> datetime:
         ("0 0 * * 7", "2026-11-25T00:00", "2026-11-29T00:00"),  # 7 is Sunday too
         ("@daily", "2026-05-05T13:00", "2026-05-06T00:00"),
         ("@hourly", "2026-05-05T13:00", "2026-05-05T14:00"),
+        # Six fields, seconds first (as the Rust original accepts them):
+        ("*/20 * * * * *", "2026-01-01T10:07:05", "2026-01-01T10:07:20"),
+        ("30 0 12 * * *", "2026-01-01T00:00", "2026-01-01T12:00:30"),
+        ("0 */5 * * * *", "2026-01-01T10:07:59", "2026-01-01T10:10"),
     ],
 )
 def test_cron_next_after_utc(expr: str, after: str, expected: str) -> None:
     assert Cron.parse(expr).next_after(at(after)) == at(expected)
+
+
+def test_cron_with_seconds_needs_a_valid_seconds_field() -> None:
+    with pytest.raises(CronError, match="second value 60 is out of range"):
+        Cron.parse("60 * * * * *")
+    with pytest.raises(CronError, match="or 6 with seconds first"):
+        Cron.parse("0 0 * * * * *")
 
 
 def test_cron_timezones_and_dst() -> None:

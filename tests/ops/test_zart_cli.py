@@ -442,3 +442,19 @@ def test_send_event_invalid_payload(db_url: str) -> None:
 def test_invalid_database_urls() -> None:
     assert_usage_error(cli("notaurl", "list"), "notaurl")
     assert_usage_error(cli("bogus://x", "list"), "bogus")
+
+
+def test_resume_continues_a_cancelled_execution(db_url: str) -> None:
+    import zart
+
+    from cli_app import greet
+
+    app = zart.Zart(db_url)
+    app.submit(greet, "ana", execution_id="res-cli")
+    app.cancel("res-cli")
+    out = ok(cli(db_url, "resume", "res-cli"))
+    assert "res-cli is pending" in out
+    assert app.run(greet, execution_id="res-cli") == app.result("res-cli")
+    assert app.status("res-cli").status == "completed"
+    assert_usage_error(cli(db_url, "resume", "res-cli"), "not cancelled")
+    app.close()

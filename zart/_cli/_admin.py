@@ -45,6 +45,20 @@ def retry_step(
 
 @main.command()
 @click.argument("execution_id")
+@actor_option
+@json_option
+@command
+def resume(obj: CliContext, execution_id: str, actor: str | None, as_json: bool) -> None:
+    """Continue a cancelled (or diverged) execution at its first unfinished step.
+
+    Its checkpoints are kept, unlike `restart`; a worker (or `zart run --id`) runs it.
+    """
+    st = obj.app.resume(execution_id, actor=actor)
+    echo_json_or(st.as_dict(), as_json, f"execution {st.id} is {st.status}; a worker resumes it")
+
+
+@main.command()
+@click.argument("execution_id")
 @click.option("--input", "input_json", default=None, help="New input as JSON (default: the same).")
 @click.option("--new-id", default=None, help="Start a copy under this id; the original stays.")
 @click.option(

@@ -94,15 +94,21 @@ class Cron:
     weekdays: frozenset[int]  # 0 = Sunday
     dom_restricted: bool
     dow_restricted: bool
+    # A 6-field expression (as the Rust original accepts) starts with seconds.
+    seconds: frozenset[int] = frozenset({0})
 
     @classmethod
     def parse(cls, expression: str) -> Cron:
         text = MACROS.get(expression.strip().lower(), expression.strip())
         parts = text.split()
+        seconds = frozenset({0})
+        if len(parts) == 6:
+            seconds = frozenset(_field(parts[0], "second", 0, 59, None, 0))
+            parts = parts[1:]
         if len(parts) != 5:
             raise CronError(
                 f"cron expression {expression!r} must have 5 fields "
-                "(minute hour day-of-month month day-of-week)"
+                "(minute hour day-of-month month day-of-week), or 6 with seconds first"
             )
         sets = [_field(p, *spec) for p, spec in zip(parts, FIELDS, strict=True)]
         weekdays = {0 if d == 7 else d for d in sets[4]}
@@ -115,6 +121,7 @@ class Cron:
             weekdays=frozenset(weekdays),
             dom_restricted=not parts[2].startswith("*"),
             dow_restricted=not parts[4].startswith("*"),
+            seconds=seconds,
         )
 
     def _day_matches(self, day: date) -> bool:
@@ -132,18 +139,23 @@ class Cron:
             raise ValueError("next_after needs a timezone-aware datetime")
         local = after.astimezone(tz)
         day = local.date()
-        hours = sorted(self.hours)
-        minutes = sorted(self.minutes)
         for _ in range(366 * SEARCH_YEARS):
             if self._day_matches(day):
-                for hour in hours:
-                    for minute in minutes:
-                        naive = datetime(day.year, day.month, day.day, hour, minute)
-                        candidate = naive.replace(tzinfo=tz, fold=0)
-                        utc = candidate.astimezone(timezone.utc)
-                        if utc.astimezone(tz).replace(tzinfo=None) != naive:
-                            continue  # in a DST gap: this local time does not exist
-                        if utc > after:
-                            return utc
+                found = self._first_on(day, after, tz)
+                if found is not None:
+                    return found
             day += timedelta(days=1)
         raise CronError(f"cron expression {self.expression!r} never matches")
+
+    def _first_on(self, day: date, after: datetime, tz: tzinfo) -> datetime | None:
+        """The first matching time of ``day`` strictly after ``after``, if any."""
+        for hour in sorted(self.hours):
+            for minute in sorted(self.minutes):
+                for second in sorted(self.seconds):
+                    naive = datetime(day.year, day.month, day.day, hour, minute, second)
+                    utc = naive.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
+                    if utc.astimezone(tz).replace(tzinfo=None) != naive:
+                        continue  # in a DST gap: this local time does not exist
+                    if utc > after:
+                        return utc
+        return None

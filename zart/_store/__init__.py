@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -70,9 +72,12 @@ def open_database(url: str) -> Database:
     """The backend for ``url`` (``sqlite:///...`` or ``postgresql+psycopg://...``)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
+        # Not parsed, so not masked by SQLAlchemy: hide anything between "://user:" and
+        # the last "@" (a password may itself contain "@").
+        shown = re.sub(r"(://[^/:@]*:)[^/]*@", r"\1***@", url)
         raise ZartError(
-            f"invalid database URL {url!r}; expected e.g. sqlite:///zart.db or "
+            f"invalid database URL {shown!r}; expected e.g. sqlite:///zart.db or "
             "postgresql+psycopg://user@host/dbname"
         ) from None
     backend = parsed.get_backend_name()

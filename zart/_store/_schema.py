@@ -149,8 +149,26 @@ def _v3(conn: Connection) -> None:
         )
 
 
+# Version 4: listing newest first, by status or not, stays an index scan at 100,000s
+# of executions (the web view's list pages on the server).
+_LISTING_INDEXES = (
+    Index("zart_executions_created_idx", executions.c.created_at),
+    Index("zart_executions_status_created_idx", executions.c.status, executions.c.created_at),
+)
+
+
+def _v4(conn: Connection) -> None:
+    for index in _LISTING_INDEXES:
+        index.create(conn, checkfirst=True)
+
+
 # Append-only: a released version's migration is never edited, a new one is added.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _v1),
+    (2, _v2),
+    (3, _v3),
+    (4, _v4),
+]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

@@ -65,7 +65,7 @@ class Health:
 class DbGate:
     """Runs synchronous database calls for the API; see the module docstring."""
 
-    def __init__(self, timeout: float = 2.0, threads: int = 8, ready_timeout: float = 1.5):
+    def __init__(self, timeout: float = 2.0, threads: int = 6, ready_timeout: float = 1.5):
         self.timeout = timeout
         self.ready_timeout = ready_timeout
         self.max_outstanding = MAX_OUTSTANDING

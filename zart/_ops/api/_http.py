@@ -60,7 +60,7 @@ def error_response(status: int, code: str, message: str, **headers: str) -> JSON
 RETRY_AFTER = {"Retry-After": "2"}
 MAX_ACTOR_LENGTH = 200  # the audit column holds 255, with " (token:1a2b3c4d)" appended
 # " in postgresql+psycopg://app:***@db/app" at the end of an engine's not-found message.
-_LOCATION = re.compile(r" in [a-zA-Z][a-zA-Z0-9+.\-]*:\S*")
+_LOCATION = re.compile(r" in [a-zA-Z][a-zA-Z0-9+.\-]*://\S*")
 
 
 def _unavailable(exc: BaseException, detailed: bool) -> JSONResponse:

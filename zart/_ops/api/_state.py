@@ -28,7 +28,8 @@ class ServerSettings:
     allowed to send state-changing requests besides the server's own.
     ``max_body_bytes``: request bodies above it are answered 413. ``db_timeout``: each
     request's database work is answered within it (else 503). ``db_threads``: threads
-    running database calls (kept below the storage connection pool's size).
+    running database calls: each keeps a connection, so with the pings (2), an
+    in-process worker (2) and the scheduler (1) they stay within SQLite's pool of 12.
     ``grace_seconds``: on SIGTERM, how long requests and running executions get.
     """
 
@@ -36,7 +37,7 @@ class ServerSettings:
     allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     db_timeout: float = 2.0
-    db_threads: int = 8
+    db_threads: int = 6
     grace_seconds: float = 10.0
 
 

@@ -295,7 +295,7 @@ function timelineDue() {
   if (!state.timeline.data) return true;
   if (state.timelineFinal) return false;
   // A large running execution is re-read less often: at most a fifth of the time.
-  return performance.now() - state.timelineAt > Math.max(POLL_MS, state.timelineMs * 5);
+  return performance.now() - state.timelineAt > Math.max(POLL_MS, state.timelineMs * 5) - 250;
 }
 
 async function fetchTimeline(id) {

@@ -289,9 +289,10 @@
         ctx.fillRect(L.x0 + k * bw + 1, y + h - 14 - bh, Math.max(1, bw - 2), bh);
       });
       const s = row.stats;
-      const note = `${ds.length.toLocaleString("en-US")} durations · p50 ${fmtMs(s.p50)} · p95 ${fmtMs(s.p95)} · max ${fmtMs(s.max)}` +
-        (s.failed ? ` · ${s.failed} failed` : "");
-      this.text(ctx, note, 26, y + 12, L.label - 30, "#334155");
+      const count = `${ds.length.toLocaleString("en-US")} durations` + (s.failed ? ` · ${s.failed} failed` : "");
+      this.text(ctx, count, 26, y + 14, L.label - 30, "#334155");
+      this.text(ctx, `p50 ${fmtMs(s.p50)} · p95 ${fmtMs(s.p95)}`, 26, y + 32, L.label - 30, "#334155");
+      this.text(ctx, `max ${fmtMs(s.max)}`, 26, y + 50, L.label - 30, "#334155");
       this.text(ctx, fmtMs(ds[0]), L.x0, y + h - 6, 80, "#6b7280");
       this.text(ctx, fmtMs(s.max), L.x0 + L.w - 60, y + h - 6, 80, "#6b7280");
     }
