@@ -308,7 +308,11 @@ def test_zart_wait_returns_the_same_split_on_replay(app: zart.Zart) -> None:
 
 def test_zart_wait_needs_an_ordered_sequence() -> None:
     async def call() -> None:
-        await zart.wait({asyncio.sleep(0)})  # type: ignore[arg-type]
+        pending = asyncio.sleep(0)
+        try:
+            await zart.wait({pending})  # type: ignore[arg-type]
+        finally:
+            pending.close()  # refused before it was awaited
 
     with pytest.raises(TypeError, match="list or tuple"):
         asyncio.run(call())

@@ -42,7 +42,14 @@ __all__ = [
     "replay_history",
     "replay_history_async",
 ]
-from zart._store import TERMINAL_STATUSES, ExecutionRecord, JournalStore, OpsStore, StepRecord
+from zart._store import (
+    TERMINAL_STATUSES,
+    ExecutionRecord,
+    JournalStore,
+    OpsStore,
+    StepRecord,
+    stored_json,
+)
 from zart._store import _schema as schema
 
 HISTORY_FORMAT = "zart-history"
@@ -55,15 +62,6 @@ _EXECUTION_FIELDS = (
 _STEP_FIELDS = ("seq", "kind", "status", "fingerprint", "attempts", "started_at", "finished_at")
 
 
-def _json_or_none(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text  # stored by hand or by an older zart: kept as text
-
-
 def _text_or_none(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
@@ -71,20 +69,20 @@ def _text_or_none(value: Any) -> str | None:
 def history_document(rec: ExecutionRecord, steps: list[StepRecord]) -> dict[str, Any]:
     """The history document of one execution (see the module docstring)."""
     execution = {name: getattr(rec, name) for name in _EXECUTION_FIELDS}
-    execution["result"] = _json_or_none(rec.result)
-    execution["error"] = _json_or_none(rec.error)
+    execution["result"] = stored_json(rec.result)
+    execution["error"] = stored_json(rec.error)
     ordered = sorted(steps, key=lambda r: (r.seq, r.step_name))
     return {
         "format": HISTORY_FORMAT,
         "version": HISTORY_VERSION,
         "execution": execution,
-        "input": _json_or_none(rec.input),
+        "input": stored_json(rec.input),
         "steps": [
             dict(
                 name=r.step_name,
                 **{f: getattr(r, f) for f in _STEP_FIELDS},
-                output=_json_or_none(r.output),
-                error=_json_or_none(r.error),
+                output=stored_json(r.output),
+                error=stored_json(r.error),
             )
             for r in ordered
         ],

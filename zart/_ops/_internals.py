@@ -31,6 +31,7 @@ from zart._store import (
     JournalStore,
     RaceLost,
     StepRecord,
+    stored_json,
 )
 
 if TYPE_CHECKING:
@@ -64,4 +65,5 @@ __all__ = [
     "lookup",
     "registered_names",
     "step_records",
+    "stored_json",
 ]

@@ -10,24 +10,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from zart import ExecutionStatus, StepInfo
-from zart._ops._internals import ExecutionRecord, StepRecord
+from zart._ops._internals import ExecutionRecord, StepRecord, stored_json
 
 PREVIEW_CHARS = 200
 
 
 def loads_or_text(text: str | None) -> Any:
     """Stored JSON decoded (or the text itself if it is not JSON)."""
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    return stored_json(text)
 
 
 def _preview(text: str | None) -> str | None:

@@ -38,6 +38,7 @@ from zart._store._records import (
     EventRecord,
     ExecutionRecord,
     StepRecord,
+    stored_json,
 )
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "RaceLost",
     "StepRecord",
     "open_database",
+    "stored_json",
 ]
 
 

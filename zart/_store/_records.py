@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,3 +113,14 @@ class _NoEvent:
 # What ``JournalStore.consume_event_into_step`` returns when no event is waiting
 # (an event's payload may itself be None, so None cannot say "nothing").
 NO_EVENT: Any = _NoEvent()
+
+
+def stored_json(text: str | None) -> Any:
+    """A stored JSON column decoded for display or export; text that is not JSON (stored
+    by hand, or by an older zart) is returned as it is, None as None."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
