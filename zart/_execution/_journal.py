@@ -32,7 +32,7 @@ from zart._execution._failures import (
     encode_error,
     step_error_from_record,
 )
-from zart._execution._identifiers import check_step_name
+from zart._execution._identifiers import MAX_NAME_LENGTH, check_step_name
 from zart._serde import fingerprint
 from zart._store import (
     CANCELLED,
@@ -204,7 +204,8 @@ class ExecutionContext:
         a name the journal lacks while recorded names are unvisited is checked for
         divergence (:mod:`zart._execution._divergence`); otherwise the execution must
         still be ours to go on."""
-        check_step_name(name)  # rendered names too, before anything is written
+        if not (len(name) <= MAX_NAME_LENGTH and name.isprintable()):
+            check_step_name(name)  # rendered names too, before anything is written
         seq = self.claim_name(name, site)
         rec = self.checkpoints.get(name)
         if rec is not None:

@@ -96,7 +96,11 @@ class SQLiteDatabase(Database):
         return self.run("save_step", lambda: self._write_checkpoint_once(token, record))
 
     def _write_checkpoint_once(self, token: str, record: StepRecord) -> bool:
-        cursor = self._raw().execute(self.checkpoint_sql, record.as_params(token))
+        if not self._migrated:
+            self.ensure_schema()
+        raw = self.conn().connection.dbapi_connection  # inlined _raw(): every step's path
+        assert raw is not None
+        cursor = raw.execute(self.checkpoint_sql, record.as_params(token))
         return bool(cursor.rowcount > 0)
 
     def lease_held(self, execution_id: str, token: str) -> bool:
