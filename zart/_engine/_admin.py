@@ -9,6 +9,7 @@ touching one that a worker is running would race with it.
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -112,13 +113,34 @@ def retry_step(
             )
         return [step_name]
 
+    return _reset(
+        ops,
+        execution_id,
+        plan,
+        "retry-step",
+        actor or default_actor(),
+        {"step": step_name},
+    )
+
+
+def _reset(
+    ops: OpsStore,
+    execution_id: str,
+    plan: Callable[[ExecutionRecord, list[StepRecord]], list[str]],
+    action: str,
+    actor: str | None,
+    details: dict[str, Any],
+    **options: Any,
+) -> ExecutionStatus:
+    """Put the execution back to pending per ``plan``, with its audit row (one transaction)."""
     try:
         rec = ops.reset_execution(
             execution_id,
             plan,
-            audit_action="retry-step",
+            audit_action=action,
             audit_actor=actor or default_actor(),
-            audit_details={"step": step_name},
+            audit_details=details,
+            **options,
         )
     except NotFound:
         raise _not_found(ops, execution_id) from None
@@ -174,19 +196,16 @@ def restart(
         _require_finished(current, "restart")
         return [r.step_name for r in steps]
 
-    try:
-        rec = ops.reset_execution(
-            execution_id,
-            plan,
-            audit_action="restart",
-            audit_actor=actor,
-            audit_details=details,
-            fresh=True,
-            input_json=input_json,
-        )
-    except NotFound:
-        raise _not_found(ops, execution_id) from None
-    return ExecutionStatus.from_record(rec)
+    return _reset(
+        ops,
+        execution_id,
+        plan,
+        "restart",
+        actor,
+        details,
+        fresh=True,
+        input_json=input_json,
+    )
 
 
 def rerun_from(
@@ -206,17 +225,14 @@ def rerun_from(
         seq = known[step_name].seq
         return [r.step_name for r in _ordered(steps) if r.seq >= seq]
 
-    try:
-        rec = ops.reset_execution(
-            execution_id,
-            plan,
-            audit_action="rerun-from",
-            audit_actor=actor or default_actor(),
-            audit_details={"step": step_name},
-        )
-    except NotFound:
-        raise _not_found(ops, execution_id) from None
-    return ExecutionStatus.from_record(rec)
+    return _reset(
+        ops,
+        execution_id,
+        plan,
+        "rerun-from",
+        actor or default_actor(),
+        {"step": step_name},
+    )
 
 
 def resume(ops: OpsStore, execution_id: str, *, actor: str | None = None) -> ExecutionStatus:
@@ -242,18 +258,15 @@ def resume(ops: OpsStore, execution_id: str, *, actor: str | None = None) -> Exe
             )
         return []
 
-    try:
-        rec = ops.reset_execution(
-            execution_id,
-            plan,
-            audit_action="resume",
-            audit_actor=actor or default_actor(),
-            audit_details={},
-            with_cancelled_descendants=True,
-        )
-    except NotFound:
-        raise _not_found(ops, execution_id) from None
-    return ExecutionStatus.from_record(rec)
+    return _reset(
+        ops,
+        execution_id,
+        plan,
+        "resume",
+        actor or default_actor(),
+        {},
+        with_cancelled_descendants=True,
+    )
 
 
 @dataclass(frozen=True)
