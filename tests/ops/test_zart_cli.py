@@ -458,3 +458,15 @@ def test_resume_continues_a_cancelled_execution(db_url: str) -> None:
     assert app.status("res-cli").status == "completed"
     assert_usage_error(cli(db_url, "resume", "res-cli"), "not cancelled")
     app.close()
+
+
+def test_list_shows_the_code_version(db_url: str) -> None:
+    import zart
+
+    from cli_app import greet
+
+    with zart.Zart(db_url, version="build-42") as app:
+        app.submit(greet, "ana", execution_id="ver-cli")
+    out = ok(cli(db_url, "list"))
+    header, row = out.splitlines()[0], next(x for x in out.splitlines() if "ver-cli" in x)
+    assert "VERSION" in header and "build-42" in row

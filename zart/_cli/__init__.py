@@ -7,10 +7,11 @@
 * ``_admin``: ``retry-step``, ``restart``, ``rerun-from``, ``audit``.
 * ``_runtime``: ``worker``, ``serve``, ``db upgrade``.
 * ``_schedule``: ``schedule add|list|remove|tick``.
+* ``_deploy``: ``export``, ``replay`` (checking a deploy).
 """
 
 # Importing the command modules registers their commands on ``main``.
-from zart._cli import _admin, _inspect, _run, _runtime, _schedule  # noqa: F401
+from zart._cli import _admin, _deploy, _inspect, _run, _runtime, _schedule  # noqa: F401
 from zart._cli._root import main
 
 __all__ = ["main"]

@@ -48,6 +48,7 @@ def _execution_row(i: ExecutionStatus) -> list[str]:
         i.durable_name,
         i.status,
         str(i.attempts),
+        i.version or "",
         when(i.created_at),
         duration(i.duration),
         (i.error or "")[:60],
@@ -70,7 +71,7 @@ def list_(
         current_runs(obj.app, obj.app.list(status_filter, durable_name, limit)),
         as_json,
         empty="no executions",
-        headers=["id", "durable", "status", "attempts", "created", "duration", "error"],
+        headers=["id", "durable", "status", "attempts", "version", "created", "duration", "error"],
         row=_execution_row,
     )
 

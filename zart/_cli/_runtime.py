@@ -12,7 +12,7 @@ import click
 from zart import Zart
 from zart._cli._common import CliContext, command, fail, import_modules
 from zart._cli._root import main
-from zart._ops._internals import registered_names
+from zart._ops._internals import code_version, registered_names
 from zart._ops.schedules import SchedulerThread
 
 
@@ -39,13 +39,17 @@ def _run_worker(
     grace_seconds: float,
     until_idle: bool,
     scheduler: bool,
+    only_version: str | None = None,
 ) -> None:
     ticker = SchedulerThread(app) if scheduler else None
     if ticker is not None:
         ticker.start()
     try:
         worker = app.worker(
-            concurrency=concurrency, poll_interval=poll_interval, grace_seconds=grace_seconds
+            concurrency=concurrency,
+            poll_interval=poll_interval,
+            grace_seconds=grace_seconds,
+            only_version=only_version,
         )
         worker.run(until_idle=until_idle)
     finally:
@@ -73,6 +77,12 @@ def _run_worker(
 @click.option(
     "--scheduler", is_flag=True, help="Also start due occurrences of schedules (zart schedule)."
 )
+@click.option(
+    "--only-version",
+    default=None,
+    help="Serve only executions created by this code version (see `zart list`); "
+    "'current' means this code's version.",
+)
 @command
 def worker(
     obj: CliContext,
@@ -83,6 +93,7 @@ def worker(
     lease_seconds: float,
     grace_seconds: float,
     scheduler: bool = False,
+    only_version: str | None = None,
 ) -> None:
     """Import MODULES (registering their durable functions) and run executions.
 
@@ -93,6 +104,8 @@ def worker(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO)
     _import_durables(modules)
+    if only_version == "current":
+        only_version = code_version()
     with Zart(obj.database_url, lease_seconds=lease_seconds) as app:
         _run_worker(
             app,
@@ -101,6 +114,7 @@ def worker(
             grace_seconds=grace_seconds,
             until_idle=until_idle,
             scheduler=scheduler,
+            only_version=only_version,
         )
 
 

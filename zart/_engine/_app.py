@@ -30,7 +30,7 @@ from zart._errors import (
     ZartError,
 )
 from zart._execution._context import current_execution, current_step
-from zart._execution._durable import DurableFunction, lookup
+from zart._execution._durable import DurableFunction, code_version, lookup
 from zart._execution._identifiers import check_event_name, check_execution_id
 from zart._execution._tracing import Tracing
 from zart._store import (
@@ -117,11 +117,15 @@ class Zart:
         strict: bool = False,
         lease_seconds: float = 30.0,
         tracing: Any = False,
+        version: str | None = None,
     ) -> None:
         self.database_url = (
             database_url or os.environ.get("ZART_DATABASE_URL") or DEFAULT_DATABASE_URL
         )
         self.strict = strict
+        # The code version recorded on executions; default: a hash of the registered
+        # durables' source (docs/safe-deploys.md).
+        self.version = version
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         self.lease_seconds = lease_seconds
@@ -141,7 +145,7 @@ class Zart:
             with self._open_lock:
                 if self._stores is None:
                     self._db = open_database(self.database_url)
-                    journal = JournalStore(self._db)
+                    journal = JournalStore(self._db, self.version or code_version)
                     runner = Runner(
                         journal,
                         lease_seconds=self.lease_seconds,
@@ -356,10 +360,14 @@ class Zart:
         poll_interval: float = 0.5,
         grace_seconds: float = 10.0,
         startup_timeout: float = 60.0,
+        only_version: str | None = None,
     ) -> Worker:
         """A worker that claims and runs every runnable execution of the registered durables
         (or of ``durable_names``), ``concurrency`` at a time. ``worker.run()`` blocks until
-        SIGTERM/SIGINT; ``await worker.run_async()`` runs inside an event loop."""
+        SIGTERM/SIGINT; ``await worker.run_async()`` runs inside an event loop.
+        ``only_version`` serves only executions created by that code version (pinning,
+        for those who keep old workers running); the default resumes any version, with
+        the divergence check as the guard."""
         return Worker(
             self._runner,
             concurrency=concurrency,
@@ -367,6 +375,7 @@ class Zart:
             poll_interval=poll_interval,
             grace_seconds=grace_seconds,
             startup_timeout=startup_timeout,
+            only_version=only_version,
         )
 
     # ------------------------------------------------------------------ operations

@@ -67,6 +67,9 @@ class ExecutionStatus(_Timed):
     # How many of its runs (``attempts``) took it over from a process that died or
     # lost its lease; wake-ups from sleeps and events, and hand-backs, are not counted.
     recoveries: int = 0
+    # The code version that created it, and the versions that ran it (in order).
+    version: str | None = None
+    ran_versions: tuple[str, ...] = ()
 
     @classmethod
     def from_record(cls, r: ExecutionRecord) -> ExecutionStatus:
@@ -84,6 +87,8 @@ class ExecutionStatus(_Timed):
             lease_owner=r.lease_owner,
             parent_id=r.parent_id,
             recoveries=r.recoveries,
+            version=r.version,
+            ran_versions=tuple(r.ran_versions.split(",")) if r.ran_versions else (),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,6 +98,8 @@ class ExecutionStatus(_Timed):
             "status": self.status,
             "attempts": self.attempts,
             "recoveries": self.recoveries,
+            "version": self.version,
+            "ran_versions": list(self.ran_versions),
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,

@@ -41,6 +41,7 @@ class Worker:
         poll_interval: float = 0.5,
         grace_seconds: float = 10.0,
         startup_timeout: float = 60.0,
+        only_version: str | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -51,6 +52,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.grace_seconds = grace_seconds
         self.startup_timeout = startup_timeout
+        self.only_version = only_version
         self._stop: asyncio.Event | None = None
         self._force: asyncio.Event | None = None
         self.completed = 0
@@ -102,7 +104,11 @@ class Worker:
             if free > 0:
                 try:
                     claimed = self.journal.claim_runnable(
-                        self.runner.new_token, names, free, self.runner.lease_seconds
+                        self.runner.new_token,
+                        names,
+                        free,
+                        self.runner.lease_seconds,
+                        self.only_version,
                     )
                 except Exception as exc:
                     backoff = min(5.0, backoff * 2)

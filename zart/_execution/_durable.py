@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
@@ -107,6 +108,28 @@ def lookup(name: str) -> DurableFunction[Any, Any]:
 
 def registered_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+_VERSION_CACHE: dict[tuple[str, ...], str] = {}
+
+
+def code_version() -> str:
+    """A short hash of the source of every registered durable function: the default code
+    version recorded on executions (``Zart(version=...)`` overrides it). Recomputed only
+    when the set of registered durables changes."""
+    key = tuple(sorted(_REGISTRY))
+    found = _VERSION_CACHE.get(key)
+    if found is None:
+        digest = hashlib.sha256()
+        for name in key:
+            fn = _REGISTRY[name].fn
+            try:
+                text = inspect.getsource(fn).encode()
+            except (OSError, TypeError):  # no source file (a REPL, a zip): the bytecode
+                text = fn.__code__.co_code
+            digest.update(name.encode() + b"\0" + text + b"\0")
+        found = _VERSION_CACHE[key] = digest.hexdigest()[:12]
+    return found
 
 
 @overload

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from zart._engine._admin import AuditEntry
 from zart._errors import InvalidInputError
-from zart._execution._durable import lookup, registered_names
+from zart._execution._durable import code_version, lookup, registered_names
 from zart._execution._identifiers import (
     MAX_ID_LENGTH,
     MAX_NAME_LENGTH,
@@ -62,6 +62,7 @@ __all__ = [
     "check_event_name",
     "check_execution_id",
     "check_step_name",
+    "code_version",
     "lookup",
     "registered_names",
     "step_records",

@@ -52,6 +52,12 @@ SCHEMAS: dict[str, Any] = {
             "status": _STATUS,
             "attempts": _INT,
             "recoveries": {**_INT, "description": "runs that took over from a lost owner"},
+            "version": {**_NULLABLE_STR, "description": "code version that created it"},
+            "ran_versions": {
+                "type": "array",
+                "items": _STR,
+                "description": "code versions that ran it, in order",
+            },
             "created_at": _TIME,
             "updated_at": _TIME,
             "started_at": _NULLABLE_TIME,

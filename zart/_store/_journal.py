@@ -45,8 +45,17 @@ log = logging.getLogger("zart")
 class JournalStore:
     """What the engine needs from a database, on top of one :class:`Database`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, version: str | Callable[[], str] | None = None) -> None:
         self.db = db
+        # The code version of this process (or how to compute it when needed): stored on
+        # what it creates, appended to the versions of what it runs (in the claim's own
+        # UPDATE: no extra statement).
+        self._version = version
+
+    @property
+    def version(self) -> str | None:
+        version = self._version
+        return version() if callable(version) else version
 
     # ------------------------------------------------------------------ executions
 
@@ -66,6 +75,7 @@ class JournalStore:
             values = dict(
                 id=execution_id, durable_name=durable_name, status=PENDING, input=input_json,
                 attempts=0, parent_id=parent_id, created_at=now, updated_at=now,
+                version=self.version,
             )  # fmt: skip
             try:
                 conn.execute(insert(E).values(**values))
@@ -105,9 +115,8 @@ class JournalStore:
                 return None
             return self._take(conn, rec, token, now, lease_seconds)
 
-    @staticmethod
     def _take(
-        conn: Connection, rec: ExecutionRecord, token: str, now: float, lease_seconds: float
+        self, conn: Connection, rec: ExecutionRecord, token: str, now: float, lease_seconds: float
     ) -> ExecutionRecord:
         values: dict[str, Any] = dict(
             status=RUNNING, lease_owner=token, lease_expires_at=now + lease_seconds,
@@ -123,6 +132,9 @@ class JournalStore:
             rec.recovered = True
         if rec.started_at is None:
             values["started_at"] = values["updated_at"]
+        ran = rec.ran_versions.split(",") if rec.ran_versions else []
+        if self.version is not None and (not ran or ran[-1] != self.version):
+            values["ran_versions"] = ",".join([*ran, self.version])
         conn.execute(update(E).where(E.c.id == rec.id).values(**values))
         for key, value in values.items():
             setattr(rec, key, value)
@@ -134,8 +146,10 @@ class JournalStore:
         durable_names: Sequence[str],
         limit: int,
         lease_seconds: float,
+        only_version: str | None = None,
     ) -> list[tuple[ExecutionRecord, str]]:
-        """Claim up to ``limit`` runnable executions of the given durable functions."""
+        """Claim up to ``limit`` runnable executions of the given durable functions (only
+        those created by code version ``only_version``, if given)."""
         if limit <= 0 or not durable_names:
             return []
         minted: list[str] = []
@@ -153,12 +167,19 @@ class JournalStore:
                 minted.clear()
                 if mine:
                     return mine
-            return self._claim_runnable(mint, list(durable_names), limit, lease_seconds)
+            return self._claim_runnable(
+                mint, list(durable_names), limit, lease_seconds, only_version
+            )
 
         return self.db.run("claim_runnable", op)
 
     def _claim_runnable(
-        self, mint: Callable[[], str], names: list[str], limit: int, lease_seconds: float
+        self,
+        mint: Callable[[], str],
+        names: list[str],
+        limit: int,
+        lease_seconds: float,
+        only_version: str | None,
     ) -> list[tuple[ExecutionRecord, str]]:
         with self.db.tx() as conn:
             now = self.db.db_now(conn)
@@ -169,9 +190,12 @@ class JournalStore:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
+            if only_version is not None:
+                query = query.where(E.c.version == only_version)
             rows = [ExecutionRecord.from_row(r) for r in conn.execute(query)]
             if len(rows) < limit:
-                rows += self._orphans(conn, names, now, limit - len(rows), {r.id for r in rows})
+                orphans = self._orphans(conn, names, now, limit - len(rows), {r.id for r in rows})
+                rows += [o for o in orphans if only_version in (None, o.version)]
             return [(self._take(conn, rec, (t := mint()), now, lease_seconds), t) for rec in rows]
 
     @staticmethod

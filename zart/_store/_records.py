@@ -47,6 +47,8 @@ class ExecutionRecord:
     updated_at: float
     started_at: float | None
     finished_at: float | None
+    version: str | None
+    ran_versions: str | None
     # Not a column: set by a claim that took the execution over from a lost owner.
     recovered: bool = False
 

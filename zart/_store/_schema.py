@@ -41,6 +41,10 @@ executions = Table(
     # lost owner (crash, expired lease), as opposed to wake-ups and hand-backs.
     Column("attempts", Integer, nullable=False, default=0),
     Column("recoveries", Integer, nullable=False, default=0, server_default="0"),
+    # The code version that created it, and every version that ran it since, in order
+    # ("v1,v2"): see docs/safe-deploys.md.
+    Column("version", String(64)),
+    Column("ran_versions", Text),
     # "host|pid|process-start|nonce" of the process holding the lease; unique per claim,
     # so it doubles as the fencing token every write is conditional on.
     Column("lease_owner", String(255)),
@@ -162,12 +166,21 @@ def _v4(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _v5(conn: Connection) -> None:
+    # executions.version and .ran_versions (new databases get them from v1 already).
+    columns = {c["name"] for c in inspect(conn).get_columns("zart_executions")}
+    for name, kind in (("version", "VARCHAR(64)"), ("ran_versions", "TEXT")):
+        if name not in columns:
+            conn.execute(text(f"ALTER TABLE zart_executions ADD COLUMN {name} {kind}"))
+
+
 # Append-only: a released version's migration is never edited, a new one is added.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
     (2, _v2),
     (3, _v3),
     (4, _v4),
+    (5, _v5),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -18,9 +18,9 @@ import importlib
 import pkgutil
 import re
 
-from zart_lint.rules._registry import REGISTRY, Check, Rule
+from zart_lint.rules._registry import REGISTRY, Check, Compare, Rule
 
-__all__ = ["CHECKS", "RULES", "Check", "Rule"]
+__all__ = ["CHECKS", "COMPARISONS", "RULES", "Check", "Compare", "Rule"]
 
 _RULE_MODULE = re.compile(r"zrt\d{3}_\w+\Z")
 
@@ -32,3 +32,7 @@ for _module in sorted(info.name for info in pkgutil.iter_modules(__path__)):
 RULES: dict[str, Rule] = dict(sorted(REGISTRY.items()))
 # The checks to run on each file, in code order.
 CHECKS: tuple[Check, ...] = tuple(rule.check for rule in RULES.values() if rule.check is not None)
+# The comparisons that --against REF runs, in code order.
+COMPARISONS: tuple[Compare, ...] = tuple(
+    rule.compare for rule in RULES.values() if rule.compare is not None
+)

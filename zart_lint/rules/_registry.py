@@ -21,25 +21,33 @@ from zart_lint.core._rule_info import RuleInfo
 
 if TYPE_CHECKING:  # the analysis (and libcst) is imported when a check first runs
     from zart_lint.analysis._report import Report
+    from zart_lint.rules._against import AgainstContext, AgainstReport
     from zart_lint.rules._context import RuleContext
 
 Check = Callable[["RuleContext"], Iterator["Report"]]
+Compare = Callable[["AgainstContext"], Iterator["AgainstReport"]]
+# An example: a source, or for the --against rules an (old source, new source) pair.
+Example = str | tuple[str, str]
 
 
 @dataclass(frozen=True)
 class Rule(RuleInfo):
     # Examples the rule must report (INVALID) or leave alone (VALID).
-    valid: tuple[str, ...]
-    invalid: tuple[str, ...]
+    valid: tuple[Example, ...]
+    invalid: tuple[Example, ...]
     # What runs on each file's analysis; None for ZRT000, which the engine
-    # reports when a file does not parse.
+    # reports when a file does not parse, and for the --against rules.
     check: Check | None
+    # What compares the project with a git revision (--against REF), else None.
+    compare: Compare | None = None
 
 
 REGISTRY: dict[str, Rule] = {}
 
 
-def register_module(module_name: str, check: Check | None = None) -> Rule:
+def register_module(
+    module_name: str, check: Check | None = None, compare: Compare | None = None
+) -> Rule:
     """Register the rule that the module ``module_name`` defines (see above)."""
     module = sys.modules[module_name]
     try:
@@ -52,6 +60,7 @@ def register_module(module_name: str, check: Check | None = None) -> Rule:
             valid=tuple(module.VALID),
             invalid=tuple(module.INVALID),
             check=check,
+            compare=compare,
         )
     except AttributeError as missing:
         raise RuntimeError(f"rule module {module_name} does not define {missing.name}") from None
@@ -65,3 +74,12 @@ def rule(check: Check) -> Check:
     """Decorate a rule module's ``check``: registers the module's rule with it."""
     register_module(check.__module__, check)
     return check
+
+
+def against_rule(compare: Compare) -> Compare:
+    """Decorate an --against rule module's ``compare``: registers the module's rule with it.
+
+    Such a rule runs only with ``zart-lint --against REF``; its examples are
+    (old source, new source) pairs."""
+    register_module(compare.__module__, compare=compare)
+    return compare
