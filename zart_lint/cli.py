@@ -25,6 +25,7 @@ from zart_lint.project._config import ConfigError, RuleSelection, check_selector
 
 if TYPE_CHECKING:
     from zart_lint.core._finding import Finding
+    from zart_lint.engine._against import Revision
     from zart_lint.engine._checker import FileOutcome, FileTask
     from zart_lint.engine._runner import RootFinder, RunResult
     from zart_lint.output import Located, OutputFormat
@@ -72,6 +73,7 @@ class Options:
     list_rules: bool
     show_files: bool
     strict: bool = False
+    against: str | None = None
     errors: list[str] = field(default_factory=list)
 
 
@@ -138,6 +140,11 @@ class Options:
     "--strict",
     is_flag=True,
     help="Fail (exit 1) when a file cannot be analysed (valid Python libcst cannot parse).",
+)
+@click.option(
+    "--against",
+    metavar="REF",
+    help="Also report breaking changes of durables and steps since this git revision.",
 )
 @click.option("--explain", metavar="CODE", help="Explain a rule and exit.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
@@ -284,6 +291,7 @@ class _Run:
         stdin_mode = opts.paths == ("-",) or (not opts.paths and opts.stdin_filename is not None)
         if "-" in opts.paths and not stdin_mode:
             raise click.UsageError("'-' (stdin) cannot be combined with other paths.")
+        revision = self._revision(stdin_mode)
         if stdin_mode:
             stdin_task = self._stdin_task(excludes)
             if stdin_task is None:
@@ -314,7 +322,57 @@ class _Run:
         self._verbose_stats(result)
         for outcome in result.outcomes:
             self._outcome_problems(outcome)
-        return _Reporter(self, settings, result, stdin_mode).emit()
+        reporter = _Reporter(self, settings, result, stdin_mode)
+        if revision is not None:
+            reporter.extra = self._against(revision, settings, excludes, tasks)
+        return reporter.emit()
+
+    def _revision(self, stdin_mode: bool) -> Revision | None:
+        """The git revision of --against (checked before anything runs), or None."""
+        from zart_lint.engine._against import Revision
+        from zart_lint.project._git import GitError
+
+        ref = self.opts.against
+        if ref is None:
+            return None
+        if stdin_mode or self.opts.fix or self.opts.diff:
+            raise click.UsageError("--against cannot be combined with stdin, --fix or --diff.")
+        try:
+            return Revision(ref, self.cwd)
+        except GitError as exc:
+            raise ConfigError(f"--against {ref}: {exc}") from None
+
+    def _against(
+        self, revision: Revision, settings: Settings, excludes: PathMatcher, tasks: list[FileTask]
+    ) -> list[Located]:
+        """The --against findings, with rule selection and per-file-ignores applied."""
+        from zart_lint.engine._runner import rule_options
+        from zart_lint.output import Located
+        from zart_lint.project._discovery import PathMatcher, display_path
+
+        found = revision.findings(
+            [self.cwd / p for p in (self.opts.paths or (".",))],
+            [Path(task.path) for task in tasks],
+            settings.root,
+            rule_options(settings),
+            excludes.matches_path_or_parent,
+        )
+        ignores = [
+            (PathMatcher([p], settings.root), codes) for p, codes in settings.per_file_ignores
+        ]
+        items: list[Located] = []
+        for finding in found:
+            path = revision.repo / finding.path
+            ignored = {
+                c
+                for matcher, codes in ignores
+                if matcher.matches_path_or_parent(path)
+                for c in codes
+            }
+            if finding.code in settings.enabled and finding.code not in ignored:
+                shown = replace(finding, path=display_path(path, self.cwd))
+                items.append(Located(shown, str(path), finding.path))
+        return items
 
     def _settings(self) -> Settings:
         """The configuration file's settings, with the command line's on top."""
@@ -484,6 +542,7 @@ class _Reporter:
         self.stdin_mode = stdin_mode
         self._texts: dict[str, list[str]] = {}
         self._sources: dict[str, str] = {}
+        self.extra: list[Located] = []  # the --against findings
 
     def lines_of(self, item: Located) -> list[str]:
         from zart_lint.engine._checker import decode
@@ -516,6 +575,7 @@ class _Reporter:
             for o in outcomes
             for f in o.findings
         ]
+        items += self.extra
         report_stream = self._report_stream(outcomes)
         fmt = FORMATS[opts.output_format]
         color = (

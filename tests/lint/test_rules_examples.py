@@ -8,7 +8,8 @@ import textwrap
 import libcst as cst
 import pytest
 
-from zart_lint.rules import CHECKS, RULES, Rule
+from zart_lint.engine._against import compare_sources
+from zart_lint.rules import CHECKS, COMPARISONS, RULES, Rule
 
 from lint_helpers import codes, lint
 
@@ -21,8 +22,13 @@ EXAMPLES = [
 
 
 @pytest.mark.parametrize(("rule", "kind", "example"), EXAMPLES)
-def test_example(rule: Rule, kind: str, example: str) -> None:
-    found = codes(lint(example))
+def test_example(rule: Rule, kind: str, example: str | tuple[str, str]) -> None:
+    if isinstance(example, tuple):  # an --against rule: (source at REF, source now)
+        old, new = (textwrap.dedent(source) for source in example)
+        found = codes(compare_sources({"flows.py": old}, {"flows.py": new}))
+    else:
+        assert rule.compare is None, "the examples of an --against rule are (old, new) pairs"
+        found = codes(lint(example))
     if kind == "INVALID":
         assert rule.code in found
     else:
@@ -49,19 +55,25 @@ def test_examples_other_than_zrt000_parse(rule: Rule) -> None:
     if rule.code == "ZRT000":
         return
     for example in (*rule.valid, *rule.invalid):
-        cst.parse_module(textwrap.dedent(example))
-        compile(textwrap.dedent(example), "<example>", "exec")
+        for source in example if isinstance(example, tuple) else (example,):
+            cst.parse_module(textwrap.dedent(source))
+            compile(textwrap.dedent(source), "<example>", "exec")
 
 
 def test_registry_lists_every_code() -> None:
-    assert sorted(RULES) == [f"ZRT00{n}" for n in range(9)]
+    assert sorted(RULES) == [f"ZRT{n:03}" for n in range(13)]
     assert list(RULES) == sorted(RULES)
     for code, info in RULES.items():
         assert info.code == code
         assert info.explanation.startswith(code)
     assert {code for code, info in RULES.items() if info.fixable} == {"ZRT001", "ZRT002"}
-    # Every rule but ZRT000 (reported when a file does not parse) runs on each file.
-    assert tuple(rule.check for code, rule in RULES.items() if code != "ZRT000") == CHECKS
+    # Every rule but ZRT000 (reported when a file does not parse) and the --against
+    # rules (ZRT009-ZRT012, which compare two versions) runs on each file.
+    against = {"ZRT009", "ZRT010", "ZRT011", "ZRT012"}
+    per_file = [rule.check for code, rule in RULES.items() if code not in {"ZRT000", *against}]
+    assert tuple(per_file) == CHECKS
+    assert tuple(RULES[code].compare for code in sorted(against)) == COMPARISONS
+    assert all(RULES[code].check is None for code in against)
 
 
 def test_registering_a_code_twice_fails() -> None:

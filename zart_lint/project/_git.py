@@ -43,7 +43,9 @@ def resolve_commit(root: Path, ref: str) -> str:
     if not ref or ref.startswith("-"):
         raise GitError(f"unknown revision {ref!r}")
     try:
-        out = _git(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+        out = _git(
+            root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"
+        )
     except GitError:
         raise GitError(f"unknown revision {ref!r} (not a commit of {root})") from None
     return out.decode().strip()
@@ -74,7 +76,9 @@ def _under(path: str, prefix: str) -> bool:
 def _read_blobs(root: Path, blobs: dict[str, str]) -> dict[str, str]:
     if not blobs:
         return {}
-    out = _git(root, "cat-file", "--batch", stdin="".join(f"{b}\n" for b in blobs.values()).encode())
+    out = _git(
+        root, "cat-file", "--batch", stdin="".join(f"{b}\n" for b in blobs.values()).encode()
+    )
     texts: dict[str, str] = {}
     position = 0
     for path in blobs:

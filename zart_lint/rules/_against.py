@@ -63,6 +63,43 @@ class Block:
     new: list[CallShape]
     before: CallShape | None  # the first recorded call after this stretch, if any
 
+    def matched(self) -> tuple[list[tuple[CallShape, CallShape]], list[CallShape], list[CallShape]]:
+        """For a replace or delete block: (recorded call, the new call standing in its place)
+        pairs, the recorded calls gone, the new calls inserted. A recorded call pairs with a
+        new call of the same step or primitive first (its template changed), then with the
+        next unpaired new call (renamed)."""
+        if self.tag in ("equal", "insert"):
+            return [], [], list(self.new) if self.tag == "insert" else []
+        free = list(self.new)
+        pairs: list[tuple[CallShape, CallShape]] = []
+        unpaired: list[CallShape] = []
+        for gone in self.old:
+            same = next((call for call in free if call.callee == gone.callee), None)
+            if same is None:
+                unpaired.append(gone)
+            else:
+                free.remove(same)
+                pairs.append((gone, same))
+        removed: list[CallShape] = []
+        for gone in unpaired:
+            if free:
+                pairs.append((gone, free.pop(0)))
+            else:
+                removed.append(gone)
+        return pairs, removed, free
+
+    def inserted(self) -> list[tuple[CallShape, CallShape | None]]:
+        """The new calls of this block that take no recorded call's place, each with the
+        recorded call it now comes before (None: after every recorded call, an append)."""
+        pairs, _, free = self.matched()
+        partner = {id(came): gone for gone, came in pairs}
+        found: list[tuple[CallShape, CallShape | None]] = []
+        for index, call in enumerate(self.new):
+            if call in free:
+                later = (partner.get(id(c)) for c in self.new[index + 1 :])
+                found.append((call, next((g for g in later if g is not None), self.before)))
+        return found
+
 
 class AgainstContext:
     def __init__(

@@ -53,15 +53,30 @@ async def order(o: str) -> None:
 """
 
 VALID = [
-    (_V1, _V1.replace("    await ship(o)\n", "    await ship(o)\n    await charge(o).named('x')\n")),
-    (_V1, _V1.replace('@step("ship")\nasync def ship', '@step("ship")\nasync def send')
-     .replace("await ship(o)", "await send(o)")),
-    (_V1, _V1.replace(
-        "    await ship(o)\n",
-        '    if await zart.patched("no-ship"):\n        pass\n    else:\n        await ship(o)\n',
-    ).replace("from zart import", "import zart\nfrom zart import")),
-    (_V1, _V1.replace('@step("ship")', '@step("ship-v2")').replace(
-        "await ship(o)", 'await ship(o).named("ship")')),
+    (
+        _V1,
+        _V1.replace("    await ship(o)\n", "    await ship(o)\n    await charge(o).named('x')\n"),
+    ),
+    (
+        _V1,
+        _V1.replace('@step("ship")\nasync def ship', '@step("ship")\nasync def send').replace(
+            "await ship(o)", "await send(o)"
+        ),
+    ),
+    (
+        _V1,
+        _V1.replace(
+            "    await ship(o)\n",
+            '    if await zart.patched("no-ship"):\n        pass\n'
+            "    else:\n        await ship(o)\n",
+        ).replace("from zart import", "import zart\nfrom zart import"),
+    ),
+    (
+        _V1,
+        _V1.replace('@step("ship")', '@step("ship-v2")').replace(
+            "await ship(o)", 'await ship(o).named("ship")'
+        ),
+    ),
 ]
 
 INVALID = [
@@ -76,21 +91,19 @@ INVALID = [
 def compare(ctx: AgainstContext) -> Iterator[AgainstReport]:
     for old, new in ctx.pairs():
         for block in ctx.blocks(old, new):
-            if block.tag == "replace":
-                for index, gone in enumerate(block.old):
-                    came = block.new[min(index, len(block.new) - 1)]
-                    yield AgainstReport(CODE, _renamed(ctx, new, gone, came), new.path, came.node)
-            elif block.tag == "delete":
-                for gone in block.old:
-                    yield AgainstReport(CODE, _removed(ctx, new, gone), new.path, new.shape.node)
+            pairs, removed, _ = block.matched()
+            for gone, came in pairs:
+                yield AgainstReport(CODE, _renamed(ctx, new, gone, came), new.path, came.node)
+            for gone in removed:
+                yield AgainstReport(CODE, _removed(ctx, new, gone), new.path, new.shape.node)
 
 
 def _renamed(ctx: AgainstContext, durable: DurableAt, gone: CallShape, came: CallShape) -> str:
     if gone.callee == came.callee:
-        change = f'{label(came)} was {label(gone)} at {ctx.ref} (its name changed)'
+        change = f"{label(came)} was {label(gone)} at {ctx.ref} (its name changed)"
         recipe = f'keep the journal name with `.named("{gone.name}")`, or {GUARD_HINT}'
     else:
-        change = f'{label(came)} replaces {label(gone)} of {ctx.ref}'
+        change = f"{label(came)} replaces {label(gone)} of {ctx.ref}"
         recipe = GUARD_HINT
     return (
         f'{change} in durable "{durable.shape.name}": an in-flight execution that recorded '
@@ -102,7 +115,7 @@ def _renamed(ctx: AgainstContext, durable: DurableAt, gone: CallShape, came: Cal
 def _removed(ctx: AgainstContext, durable: DurableAt, gone: CallShape) -> str:
     return (
         f'{label(gone)} of durable "{durable.shape.name}" at {ctx.ref} is removed: an in-flight '
-        f'execution that recorded it stops as `diverged` at its next new call (a removed last '
+        f"execution that recorded it stops as `diverged` at its next new call (a removed last "
         f"call goes unnoticed at resume, replay_check reports it); keep it for them: "
         f'`if not await zart.patched("<id>"): <the removed call>`'
     )

@@ -57,21 +57,33 @@ async def order(o: str) -> None:
 
 VALID = [
     (_V1, _V1.replace("    await ship(o)\n", "    await ship(o)\n    await audit(o)\n")),
-    (_V1, _V1.replace(
-        "    await charge(o)\n",
-        '    if await zart.patched("audit-first"):\n        await audit(o)\n    await charge(o)\n',
-    )),
-    (_V1, _V1.replace(
-        "    await ship(o)\n",
-        '    if not await zart.patched("audit"):\n        pass\n    else:\n'
-        "        await audit(o)\n    await ship(o)\n",
-    )),
+    (
+        _V1,
+        _V1.replace(
+            "    await charge(o)\n",
+            '    if await zart.patched("audit-first"):\n'
+            "        await audit(o)\n    await charge(o)\n",
+        ),
+    ),
+    (
+        _V1,
+        _V1.replace(
+            "    await ship(o)\n",
+            '    if not await zart.patched("audit"):\n        pass\n    else:\n'
+            "        await audit(o)\n    await ship(o)\n",
+        ),
+    ),
 ]
 
 INVALID = [
     (_V1, _V1.replace("    await charge(o)\n", "    await audit(o)\n    await charge(o)\n")),
     (_V1, _V1.replace("    await ship(o)\n", "    await audit(o)\n    await ship(o)\n")),
-    (_V1, _V1.replace("    await ship(o)\n", '    await zart.sleep("cool-down", 5)\n    await ship(o)\n')),
+    (
+        _V1,
+        _V1.replace(
+            "    await ship(o)\n", '    await zart.sleep("cool-down", 5)\n    await ship(o)\n'
+        ),
+    ),
 ]
 
 
@@ -79,18 +91,16 @@ INVALID = [
 def compare(ctx: AgainstContext) -> Iterator[AgainstReport]:
     for old, new in ctx.pairs():
         for block in ctx.blocks(old, new):
-            if block.before is None or block.tag not in ("insert", "replace"):
-                continue
-            # A replace pairs its calls with the recorded ones (ZRT009); the surplus is inserted.
-            inserted = block.new if block.tag == "insert" else block.new[len(block.old) :]
-            for call in inserted:
-                yield AgainstReport(CODE, _message(ctx, new, call, block.before), new.path, call.node)
+            for call, before in block.inserted():
+                if before is not None:  # else after every recorded call: an append
+                    yield AgainstReport(CODE, _message(ctx, new, call, before), new.path, call.node)
 
 
 def _message(ctx: AgainstContext, durable: DurableAt, call: CallShape, before: CallShape) -> str:
     return (
         f'{label(call)} is inserted in durable "{durable.shape.name}" before {label(before)}, '
-        f"recorded at {ctx.ref}: an in-flight execution that recorded it stops as `diverged` "
+        f'recorded at {ctx.ref}: an in-flight execution that recorded "{before.name}" stops as '
+        f"`diverged` "
         f"when resumed, before running the new call; guard it so that only new executions "
         f'make it: `if await zart.patched("<id>"): <the new call>`, or append it after the '
         f"existing calls"

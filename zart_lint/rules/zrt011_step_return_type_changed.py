@@ -77,7 +77,8 @@ def compare(ctx: AgainstContext) -> Iterator[AgainstReport]:
             f'step "{template}" returned `{old.shape.returns}` at {ctx.ref}, now '
             f"`{new.shape.returns}`: in-flight executions that recorded it fail at resume "
             f"(SerializationError: their stored result does not decode); widen the annotation "
-            f'to include the old type (`{new.shape.returns} | {old.shape.returns}`), or call a '
+            f"to include the old type (`{widened(old.shape.returns, new.shape.returns)}`), or "
+            f"call a "
             f'new step under a new name behind `if await zart.patched("<id>"):`'
         )
         yield AgainstReport(CODE, message, new.path, new.shape.node)
@@ -89,9 +90,19 @@ def compatible(old: str, new: str) -> bool:
     return bool(after & _ANYTHING) or before <= after
 
 
+def widened(old: str, new: str) -> str:
+    """``new`` widened to also decode what ``old`` stored: ``int | str``."""
+    extra = [m for m in sorted(members(old)) if m not in members(new)]
+    return " | ".join([*_split(_normal(new), "|"), *sorted(extra, key=lambda m: m == "None")])
+
+
+def _normal(annotation: str) -> str:
+    return _PREFIX.sub("", re.sub(r"\s+", "", annotation)).strip("\"'")
+
+
 def members(annotation: str) -> frozenset[str]:
     """The types of a union annotation, normalised: ``Optional[int]`` -> {int, None}."""
-    text = _PREFIX.sub("", re.sub(r"\s+", "", annotation)).strip("\"'")
+    text = _normal(annotation)
     found: set[str] = set()
     for part in _split(text, "|"):
         if part.startswith("Optional[") and part.endswith("]"):

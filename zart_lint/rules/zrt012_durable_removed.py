@@ -65,7 +65,7 @@ def compare(ctx: AgainstContext) -> Iterator[AgainstReport]:
         if successor is not None:
             message = (
                 f'durable "{successor.shape.name}" was registered as "{name}" at {ctx.ref}: '
-                f"in-flight executions of \"{name}\" are orphaned, no worker can resume them; "
+                f'in-flight executions of "{name}" are orphaned, no worker can resume them; '
                 f'keep the name `@zart.durable("{name}")`, or keep "{name}" registered until '
                 f"none of its executions is open"
             )
