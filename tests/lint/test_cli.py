@@ -327,7 +327,7 @@ def test_explain_list_rules_and_version(tmp_path: Path) -> None:
     assert invoke(["--explain", "ZRT777"], tmp_path).code == 2
     listed = invoke(["--list-rules"], tmp_path)
     codes = [line.split()[0] for line in listed.stdout.splitlines()]
-    assert codes == [f"ZRT00{i}" for i in range(9)]
+    assert codes == [f"ZRT{i:03}" for i in range(13)]
     version = invoke(["--version"], tmp_path)
     assert version.code == 0 and "zart-lint" in version.stdout
 

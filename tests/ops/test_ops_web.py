@@ -84,6 +84,8 @@ def test_web_view_lists_and_shows_a_timeline(
         assert state["visible"] == ["ops-load", "ops-charge-0", "ops-charge-1"], state
         title = page.eval("document.querySelector('.exec-title').dataset.status")
         assert title == "failed"
+        version = engine.status("web-bad").version
+        assert version and version in page.eval("document.querySelector('.facts').innerText")
         assert "StepError: card declined for item 1" in page.eval("document.body.innerText")
         assert page.eval("document.querySelector('#summary [data-steps]').textContent") == "3"
 

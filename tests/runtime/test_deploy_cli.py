@@ -86,3 +86,34 @@ def test_replay_usage_errors_are_one_line_and_exit_2(
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("zart: error:"), (args, done.stderr)
         assert fragment in lines[0], (args, lines[0])
+
+
+def test_patches_lists_the_markers_open_executions_recorded(
+    child_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = dict(child_env)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(HERE), env["PYTHONPATH"]])
+
+    def deploy(version: str, eid: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(HERE / "deploy_app.py"), version, "start", eid],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    assert zart_cli(env, "patches").stdout.strip() == "no patches in use by open executions"
+    assert deploy("v1", "old-1").endswith("status waiting")  # passed the point unpatched
+    assert deploy("patched", "new-1").endswith("status waiting")  # took the new branch
+    # A patched worker picks old-1 up when its event comes: the marker records "old".
+    with zart.Zart(env["ZART_DATABASE_URL"]) as app:
+        app.send_event("old-1", "go", "late")
+    subprocess.run(
+        [sys.executable, str(HERE / "deploy_app.py"), "patched", "drive", "old-1"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert deploy("patched", "new-2").endswith("status waiting")
+    listed = zart_cli(env, "patches", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (use,) = json.loads(listed.stdout)
+    assert use["patch_id"] == "add-x" and use["new"] == ["new-1", "new-2"]
+    assert use["old"] == []  # old-1 took the old branch and finished: no longer in use

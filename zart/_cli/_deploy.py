@@ -121,3 +121,21 @@ def _line(report: dict[str, Any]) -> str:
     if divergence is not None:
         return f"{head} diverged: {divergence.get('message', divergence)}"
     return f"{head} incompatible: {report['error']}"
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@command
+def patches(obj: CliContext, as_json: bool) -> None:
+    """List the `zart.patched` markers open executions recorded, with which of them took
+    the old branch (that branch must stay until none does) and which the new one."""
+    found = obj.app.patches_in_use()
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in found]))
+        return
+    if not found:
+        click.echo("no patches in use by open executions")
+    for use in found:
+        click.echo(f"{use.patch_id}: old branch {len(use.old)}, new branch {len(use.new)}")
+        for eid in use.old:
+            click.echo(f"  old: {eid}")

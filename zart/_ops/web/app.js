@@ -171,6 +171,9 @@ function facts(exec) {
     ["finished", fmtTime(exec.finished_at)],
     ["duration", fmtDuration(elapsed(exec))],
   ];
+  if (exec.recoveries) list.push(["recoveries", exec.recoveries]);
+  if (exec.version) list.push(["version", exec.version]);
+  if (exec.ran_versions && exec.ran_versions.length > 1) list.push(["ran under", exec.ran_versions.join(" → ")]);
   if (exec.wake_at) list.push(["wakes", fmtTime(exec.wake_at)]);
   if (exec.parent_id) list.push(["parent", exec.parent_id]);
   return el("dl", { class: "facts" },
