@@ -204,6 +204,18 @@ class ExecutionContext:
         a name the journal lacks while recorded names are unvisited is checked for
         divergence (:mod:`zart._execution._divergence`); otherwise the execution must
         still be ours to go on."""
+        seq, rec, settled = self.claim_entry(name, kind, site)
+        if settled is not None:
+            return settled
+        if rec is None and self.unvisited:
+            await wait_for_frontier(self, name, kind)
+        return self.fresh(name, seq, kind, rec)
+
+    def claim_entry(
+        self, name: str, kind: str, site: tuple[str, int] | None
+    ) -> tuple[int, StepRecord | None, Entry | None]:
+        """The synchronous part of :meth:`entry`: check and claim the name, find its
+        record; the entry itself when an earlier run settled the call."""
         if not (len(name) <= MAX_NAME_LENGTH and name.isprintable()):
             check_step_name(name)  # rendered names too, before anything is written
         seq = self.claim_name(name, site)
@@ -211,9 +223,11 @@ class ExecutionContext:
         if rec is not None:
             self.check_kind(name, kind, rec)
             if rec.status in _SETTLED:
-                return self.replay(name, seq, kind, rec)
-        elif self.unvisited:
-            await wait_for_frontier(self, name, kind)
+                return seq, rec, self.replay(name, seq, kind, rec)
+        return seq, rec, None
+
+    def fresh(self, name: str, seq: int, kind: str, rec: StepRecord | None) -> Entry:
+        """The entry of a call this run does (the execution must still be ours)."""
         self.check_stop()
         entry = Entry(self, name, seq, kind, rec)
         entry.interrupted, self.interrupted_pending = self.interrupted_pending, False
@@ -340,7 +354,8 @@ class ExecutionContext:
         The last fenced write answers that if it is fresh (a loop of quick steps pays
         nothing); otherwise one indexed read does. So no step starts once a cancel has
         been recorded more than ``FRESH_SECONDS`` before it."""
-        self.check_stop()
+        if self.stop is not None:
+            raise self.stop
         if time.monotonic() - self.verified_at <= FRESH_SECONDS:
             return
         try:
@@ -374,20 +389,24 @@ class ExecutionContext:
     # ------------------------------------------------------------------ steps
 
     async def run_step(self, call: StepCall[Any]) -> Any:
-        entry = await self.entry(call.name, "step", call.site)
-        rec = entry.record
-        if entry.done:
+        # entry(), without its coroutine on every step's path: it only ever waits for a
+        # new call while recorded calls are unvisited (see _divergence).
+        name = call.name
+        seq, rec, settled = self.claim_entry(name, "step", call.site)
+        if settled is not None:
             assert rec is not None
-            self.check_drift(entry.name, rec.fingerprint, call.args, call.kwargs)
+            if rec.status == STEP_FAILED:
+                raise step_error_from_record(name, rec.error)
+            self.check_drift(name, rec.fingerprint, call.args, call.kwargs)
             try:
                 return call.step.codec.loads(rec.output or "null")
             except SerializationError as exc:
                 raise SerializationError(
-                    f"cannot read the stored result of step {entry.name!r}: {exc}"
+                    f"cannot read the stored result of step {name!r}: {exc}"
                 ) from None
-        if entry.failed:
-            assert rec is not None
-            raise step_error_from_record(entry.name, rec.error)
+        if rec is None and self.unvisited:
+            await wait_for_frontier(self, name, "step")
+        entry = self.fresh(name, seq, "step", rec)
         entry.fingerprint = fingerprint(call.args, call.kwargs)
         entry.started = time.time()
         # A retrying record carries the attempts so far: a crash does not reset the count.
@@ -438,17 +457,27 @@ class ExecutionContext:
                 await self._failed_attempt(call, entry, attempts, exc)
                 continue
             if not call.step.transactional:  # a transactional step checkpointed already
-                entry.complete(self._encode(call, result), attempts=attempts)
+                # Entry.complete, inline: this is every step's checkpoint.
+                self.save(
+                    StepRecord(
+                        self.execution_id, entry.name, entry.seq, "step", STEP_COMPLETED,
+                        entry.fingerprint, self._encode(call, result), None, attempts,
+                        entry.started, time.time(),
+                    )
+                )  # fmt: skip
+                self.executed += 1
             return result
 
     async def _invoke(self, call: StepCall[Any], entry: Entry, attempts: int) -> Any:
         """One attempt of the step body, marked as running inside a step."""
         token = current_step.set(entry.name)
         try:
-            if self.tracing is None:
-                return await self._invoke_body(call, entry, attempts)
-            with self.tracing.step(entry.name, self.execution_id, attempts):
-                return await self._invoke_body(call, entry, attempts)
+            if self.tracing is not None:
+                with self.tracing.step(entry.name, self.execution_id, attempts):
+                    return await self._invoke_body(call, entry, attempts)
+            if call.step.transactional:
+                return await self._run_transactional(call, entry, attempts)
+            return await call.step.invoke(call.args, call.kwargs, call.timeout)
         finally:
             current_step.reset(token)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from zart._errors import SerializationError
 from zart._execution._context import current_execution
@@ -26,8 +26,12 @@ from zart._execution._divergence import (
     wait_for_frontier,
 )
 from zart._execution._durable import DurableFunction
+from zart._execution._failures import step_error_from_record
 from zart._execution._journal import _SETTLED, Entry, ExecutionContext
-from zart._store import JournalStore, StepRecord
+from zart._store import STEP_FAILED, JournalStore, StepRecord
+
+if TYPE_CHECKING:
+    from zart._execution._step import StepCall
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,21 @@ class ReplayContext(ExecutionContext):
             await wait_for_frontier(self, name, kind)
         await self._park()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def run_step(self, call: StepCall[Any]) -> Any:
+        """A step answered from the history through :meth:`entry` (the base class
+        claims steps without it, for speed): its stored value or error."""
+        entry = await self.entry(call.name, "step", call.site)
+        rec = entry.record
+        assert rec is not None  # entry() parks or raises for anything unsettled
+        if rec.status == STEP_FAILED:
+            raise step_error_from_record(call.name, rec.error)
+        try:
+            return call.step.codec.loads(rec.output or "null")
+        except SerializationError as exc:
+            raise SerializationError(
+                f"cannot read the stored result of step {call.name!r}: {exc}"
+            ) from None
 
     def record_patch(self, entry: Entry, answer: bool) -> None:
         pass  # a replay writes nothing

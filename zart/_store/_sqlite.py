@@ -93,7 +93,18 @@ class SQLiteDatabase(Database):
         total overhead. Through :meth:`run`, so a locked or full database is retried
         (an upsert is safe to repeat) and never reaches the step as its own failure.
         """
-        return self.run("save_step", lambda: self._write_checkpoint_once(token, record))
+        # Database.run's fast path, inline (no closure on every step's path).
+        state = self._state
+        if getattr(state, "depth", 0):
+            return self._write_checkpoint_once(token, record)
+        state.depth = 1
+        try:
+            return self._write_checkpoint_once(token, record)
+        except Exception as exc:
+            retry = lambda: self._write_checkpoint_once(token, record)  # noqa: E731
+            return self._recover("save_step", retry, self.retry_seconds, exc)
+        finally:
+            state.depth = 0
 
     def _write_checkpoint_once(self, token: str, record: StepRecord) -> bool:
         if not self._migrated:
