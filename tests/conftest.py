@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,12 @@ def child_env(db_url: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def drain(app: Any, only_version: str | None = None) -> None:
+    """Run every runnable execution in this process until none is left (sleeping and
+    waiting ones stay parked): how tests park an execution mid-way."""
+    import asyncio
+
+    worker = app.worker(concurrency=4, poll_interval=0.02, only_version=only_version)
+    asyncio.run(worker.run_async(until_idle=True))

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import deploy_app
 import pytest
+from conftest import drain
 from deploy_app import CODE, RAN, flow, parallel
 
 import zart
@@ -24,11 +25,6 @@ def _fresh() -> Iterator[None]:
     RAN.clear()
     yield
     CODE["version"] = "v1"
-
-
-def drain(app: zart.Zart) -> None:
-    """Run every runnable execution until none is left (waiting ones stay parked)."""
-    asyncio.run(app.worker(concurrency=4, poll_interval=0.05).run_async(until_idle=True))
 
 
 def park_v1(app: zart.Zart, eid: str) -> None:

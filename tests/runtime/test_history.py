@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import drain
 from deploy_app import CODE, RAN, flow, parallel
 
 import zart
@@ -21,10 +22,6 @@ def _fresh() -> Iterator[None]:
     RAN.clear()
     yield
     CODE["version"] = "v1"
-
-
-def drain(app: zart.Zart) -> None:
-    asyncio.run(app.worker(concurrency=4, poll_interval=0.05).run_async(until_idle=True))
 
 
 def parked_history(app: zart.Zart, eid: str) -> dict[str, Any]:

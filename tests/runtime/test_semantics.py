@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from conftest import drain
 
 import zart
 from zart import (
@@ -26,15 +27,6 @@ from zart import (
 from childproc import ChildProcess
 
 RAN: list[str] = []
-
-
-def drain(app: zart.Zart) -> None:
-    """Run every runnable execution until none is left (suspended ones stay)."""
-
-    async def work() -> None:
-        await app.worker(concurrency=4, poll_interval=0.02).run_async(until_idle=True)
-
-    asyncio.run(work())
 
 
 @step("s-mark-{label}")

@@ -3,7 +3,7 @@ execution, the versions that ran it, and workers pinned to one version."""
 
 from __future__ import annotations
 
-import asyncio
+from conftest import drain
 
 import zart
 from zart import durable, step
@@ -22,14 +22,6 @@ async def versioned() -> int:
     return value
 
 
-def _drain(app: zart.Zart, only_version: str | None = None) -> None:
-    async def work() -> None:
-        worker = app.worker(concurrency=4, poll_interval=0.02, only_version=only_version)
-        await worker.run_async(until_idle=True)
-
-    asyncio.run(work())
-
-
 def test_the_default_version_is_a_hash_of_the_registered_durables(db_url: str) -> None:
     with zart.Zart(db_url) as app:
         app.submit(versioned, execution_id="dv-1")
@@ -42,7 +34,7 @@ def test_the_default_version_is_a_hash_of_the_registered_durables(db_url: str) -
 def test_the_versions_that_ran_an_execution_are_recorded_in_order(db_url: str) -> None:
     with zart.Zart(db_url, version="v1") as old:
         old.submit(versioned, execution_id="rv-1")
-        _drain(old)  # runs the first step, then waits for "go"
+        drain(old)  # runs the first step, then waits for "go"
         assert old.status("rv-1").ran_versions == ("v1",)
     with zart.Zart(db_url, version="v2") as new:
         new.send_event("rv-1", "go", None)
@@ -56,8 +48,8 @@ def test_a_worker_pinned_to_a_version_serves_only_its_executions(db_url: str) ->
     with zart.Zart(db_url, version="v1") as v1, zart.Zart(db_url, version="v2") as v2:
         v1.submit(versioned, execution_id="pin-1")
         v2.submit(versioned, execution_id="pin-2")
-        _drain(v2, only_version="v2")
+        drain(v2, only_version="v2")
         assert v2.status("pin-2").status == "waiting"  # ran up to its wait
         assert v2.status("pin-1").status == "pending"  # not v2's: left alone
-        _drain(v1, only_version="v1")
+        drain(v1, only_version="v1")
         assert v1.status("pin-1").status == "waiting"
