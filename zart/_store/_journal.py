@@ -25,6 +25,7 @@ from zart._store._queries import (
     is_claimable,
     lock_execution,
     runnable,
+    update_descendants,
 )
 from zart._store._records import (
     CANCELLED,
@@ -352,29 +353,12 @@ class JournalStore:
             if rec.status in TERMINAL_STATUSES:
                 return rec, False
             conn.execute(update(E).where(E.c.id == execution_id).values(**values))
-            self._cancel_descendants(conn, [execution_id], values)
+            # Every open descendant too; a finished child's open children are reached
+            # (a tree must not keep a live leaf).
+            open_only = E.c.status.not_in(TERMINAL_STATUSES)
+            update_descendants(conn, execution_id, values, change=open_only)
             rec.status, rec.lease_owner, rec.finished_at = CANCELLED, None, now
             return rec, True
-
-    @staticmethod
-    def _cancel_descendants(conn: Connection, parents: list[str], values: dict[str, Any]) -> None:
-        """Level by level down the tree; a finished child's open children are reached too
-        (run_child children outlive nothing, but a tree must not keep a live leaf)."""
-        seen = set(parents)
-        while parents:
-            children = [
-                str(cid)
-                for cid in conn.execute(select(E.c.id).where(E.c.parent_id.in_(parents))).scalars()
-                if cid not in seen
-            ]
-            seen.update(children)
-            if children:
-                conn.execute(
-                    update(E)
-                    .where(E.c.id.in_(children), E.c.status.not_in(TERMINAL_STATUSES))
-                    .values(**values)
-                )
-            parents = children
 
     # ------------------------------------------------------------------ steps
 

@@ -15,7 +15,7 @@ from zart._errors import ZartError
 from zart._store import _schema as s
 from zart._store._database import Database, boundary
 from zart._store._journal import JournalStore
-from zart._store._queries import E, S, by_id, lock_execution, runnable
+from zart._store._queries import E, S, by_id, lock_execution, runnable, update_descendants
 from zart._store._records import (
     ACTIVE_STATUSES,
     CANCELLED,
@@ -126,7 +126,9 @@ class OpsStore:
                 values["input"] = input_json
             conn.execute(update(E).where(E.c.id == execution_id).values(**values))
             if with_cancelled_descendants:
-                _resume_descendants(conn, execution_id, now)
+                resumed = dict(status=PENDING, finished_at=None, updated_at=now, wake_at=None)
+                cancelled = E.c.status == CANCELLED  # the tree the cancel reached
+                update_descendants(conn, execution_id, resumed, follow=cancelled)
             details = dict(audit_details, previous_status=rec.status, deleted_steps=doomed)
             _audit(conn, execution_id, audit_action, audit_actor, details, now)
             return ExecutionRecord.from_row(conn.execute(by_id(execution_id)).one())
@@ -247,25 +249,6 @@ class OpsStore:
                 .values(**values)
             )
             return bool(res.rowcount)
-
-
-def _resume_descendants(conn: Connection, execution_id: str, now: float) -> None:
-    """Cancelled children (and theirs) back to pending, checkpoints kept."""
-    parents = [execution_id]
-    while parents:
-        children = [
-            str(c)
-            for c in conn.execute(
-                select(E.c.id).where(E.c.parent_id.in_(parents), E.c.status == CANCELLED)
-            ).scalars()
-        ]
-        if children:
-            conn.execute(
-                update(E)
-                .where(E.c.id.in_(children))
-                .values(status=PENDING, finished_at=None, updated_at=now, wake_at=None)
-            )
-        parents = children
 
 
 def _counts(conn: Connection) -> dict[str, int]:

@@ -77,6 +77,33 @@ def by_id(execution_id: str) -> Any:
     return select(E).where(E.c.id == execution_id)
 
 
+def update_descendants(
+    conn: Connection,
+    root_id: str,
+    values: dict[str, Any],
+    *,
+    follow: Any = None,
+    change: Any = None,
+) -> None:
+    """Level by level below ``root_id`` (child executions, theirs...): children matching
+    ``follow`` (all when None) are visited, and those also matching ``change`` (all when
+    None) get ``values``. One query and one update per level, in the caller's
+    transaction."""
+    seen, parents = {root_id}, [root_id]
+    while parents:
+        query = select(E.c.id).where(E.c.parent_id.in_(parents))
+        if follow is not None:
+            query = query.where(follow)
+        children = [str(c) for c in conn.execute(query).scalars() if c not in seen]
+        seen.update(children)
+        if children:
+            statement = update(E).where(E.c.id.in_(children))
+            if change is not None:
+                statement = statement.where(change)
+            conn.execute(statement.values(**values))
+        parents = children
+
+
 def lock_execution(conn: Connection, execution_id: str) -> ExecutionRecord:
     """Read one execution with its row locked for this transaction; NotFound if absent."""
     row = conn.execute(by_id(execution_id).with_for_update()).first()
