@@ -3,6 +3,7 @@
 Child side (``python -m crash_app ...``, environment from the ``child_env`` fixture)::
 
     python -m crash_app run --id ID --n N [--seed S] [--delay SECONDS] [--wait-go]
+                            [--submit-only]
     python -m crash_app worker            # app.worker().run(until_idle=True)
 
 ``crash-test-loop`` is a durable loop of N steps ``step-0`` .. ``step-<N-1>``. Each step
@@ -13,7 +14,8 @@ returns a typed ``Part``; the execution returns a typed ``Summary``.
 ``$CRASH_AT=<point>[:<step-name>]`` makes the child SIGKILL itself at a precise moment:
 
 ==================  =====================================================================
-``claim``           the UPDATE taking the lease is about to run (execution stays pending)
+``claim``           the UPDATE taking the lease (or the INSERT creating the execution
+                    already claimed, as ``app.run`` does) is about to run
 ``before-effect``   in the step body, before its side effect
 ``after-effect``    in the step body, after its side effect (no checkpoint written yet)
 ``insert``          the step's checkpoint INSERT is about to be sent to the database
@@ -140,6 +142,9 @@ def on_statement(sql: str, conn_key: int) -> None:
         if _plan.armed and point == "commit":
             _plan.armed = False
             _plan.commit_pending.add(conn_key)
+    elif words.startswith("insert into zart_executions"):
+        if point == "claim" and "lease_owner" in words:
+            die()  # run/start create the execution already claimed: this is the claim
     elif words.startswith("update zart_executions set"):
         assignments = words.split(" where ", 1)[0]
         if point == "claim" and "attempts" in assignments:
@@ -316,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--delay", type=float, default=0.0)
     run.add_argument("--wait-go", action="store_true")
+    run.add_argument("--submit-only", action="store_true")  # create it pending, run nothing
     worker = sub.add_parser("worker")
     worker.add_argument("--poll-interval", type=float, default=0.05)
     args = parser.parse_args(argv)
@@ -331,6 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Import the driver, connect, check the schema: READY marks the moment `run` is
         # called, with process start-up behind it.
         app.ops_store.ensure_schema()
+        if args.submit_only:
+            app.submit(crash_loop, job, execution_id=args.id)
+            print("SUBMITTED", flush=True)
+            return 0
         if args.wait_go:
             print("WAITING", flush=True)
             sys.stdin.readline()

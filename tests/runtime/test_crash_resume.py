@@ -132,10 +132,13 @@ def test_kill_then_run_resumes_at_once_and_never_reruns_completed_steps(
     # claimed) a lease that is still valid for ~30 s but whose owner process is dead.
     committed = committed_before_kill(point, index, N)
     assert completed_steps(app, eid) == committed
-    left = app.status(eid)
     if point == "claim":
-        assert (left.status, left.lease_owner, left.attempts) == ("pending", None, 0)
+        # app.run creates the execution already claimed, in one statement: killed
+        # before it, nothing was created (a run with the same id starts afresh).
+        with pytest.raises(zart.ExecutionNotFoundError):
+            app.status(eid)
     else:
+        left = app.status(eid)
         assert left.status == "running"
         assert lease_pid(left.lease_owner) == crashed.pid
     ran_before = effects(log, eid)
@@ -253,10 +256,21 @@ def test_workers_until_idle_finish_everything_killed_processes_left(
     log = tmp_path / "effects.log"
     env = {**child_env, "CRASH_LOG": str(log), "LEASE_SECONDS": LEASE}
     # A fresh database, many processes at once: also exercises concurrent first use.
-    children = {eid: crash_child(env, tmp_path, eid, spec) for eid, spec in WORKER_CASES.items()}
+    # "claim": created and never claimed (app.run creates executions already claimed,
+    # so a submit leaves what a kill before the claim used to).
+    submit = [*run_args("w-claim", N, seed=SEED), "--submit-only"]
+    children = {
+        eid: spawn(env, submit, tmp_path)
+        if spec == "claim"
+        else crash_child(env, tmp_path, eid, spec)
+        for eid, spec in WORKER_CASES.items()
+    }
     for eid, child in children.items():
         child.wait()
-        assert_killed_at(child, WORKER_CASES[eid])
+        if WORKER_CASES[eid] == "claim":
+            assert child.returncode == 0, child.stderr()
+        else:
+            assert_killed_at(child, WORKER_CASES[eid])
     assert {app.status(eid).status for eid in WORKER_CASES} == {"pending", "running"}
 
     started = time.monotonic()

@@ -41,7 +41,7 @@ REPEATS = 3
 # How the execution looks before the race: CRASH_AT for a child that prepares it.
 PREPARE = {
     "fresh": None,
-    "pending": "claim",
+    "pending": "submit",  # created by app.submit, never claimed
     "orphaned": "after-commit:step-1",
 }
 ALREADY_DONE = {"fresh": 0, "pending": 0, "orphaned": 2}  # steps committed before the race
@@ -65,14 +65,20 @@ def test_two_processes_racing_run_on_one_id_execute_it_once(
     ids = [f"race-{variant}-{rep}" for rep in range(REPEATS)]
     spec = PREPARE[variant]
     if spec is not None:
-        preparers = [
-            spawn(env, run_args(eid, N, delay=DELAY), tmp_path, extra={"CRASH_AT": spec})
-            for eid in ids
-        ]
+        if spec == "submit":
+            preparers = [
+                spawn(env, [*run_args(eid, N, delay=DELAY), "--submit-only"], tmp_path)
+                for eid in ids
+            ]
+        else:
+            preparers = [
+                spawn(env, run_args(eid, N, delay=DELAY), tmp_path, extra={"CRASH_AT": spec})
+                for eid in ids
+            ]
         for prep in preparers:
-            assert prep.wait() == -signal.SIGKILL, prep.stderr()
+            assert prep.wait() == (0 if spec == "submit" else -signal.SIGKILL), prep.stderr()
         for eid in ids:
-            assert app.status(eid).status == ("pending" if spec == "claim" else "running")
+            assert app.status(eid).status == ("pending" if spec == "submit" else "running")
     done_before = ALREADY_DONE[variant]
 
     pairs = {

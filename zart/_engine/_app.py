@@ -240,9 +240,17 @@ class Zart:
                 "Zart.run() blocks, so it cannot be called from a running event loop; "
                 "use `handle = await app.start(...)` and `await handle.result()`"
             )
-        handle = self.submit(fn, *args, execution_id=execution_id, **kwargs)
-        result: R = asyncio.run(self._runner.drive_until_done(handle.durable, handle.execution_id))
-        return result
+        return asyncio.run(self._run(fn, args, kwargs, execution_id))
+
+    async def _run(
+        self,
+        fn: DurableFunction[Any, R] | str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        execution_id: str | None,
+    ) -> R:
+        handle = await self.start(fn, *args, execution_id=execution_id, **kwargs)
+        return await handle.result()
 
     async def start(
         self,
@@ -252,7 +260,18 @@ class Zart:
         execution_id: str | None = None,
         **kwargs: Any,
     ) -> ExecutionHandle[R]:
-        """Start (or attach to) an execution in the background of the running loop."""
+        """Start (or attach to) an execution in the background of the running loop.
+
+        A new execution is created already claimed by this process (one statement,
+        shared with the writes of what runs beside it) and runs at once."""
+        durable = self._resolve(fn)
+        claimed = await self._runner.create_claimed(durable, args, kwargs, execution_id)
+        if claimed is not None:
+            rec, token = claimed
+            self._runner.hold()
+            new: ExecutionHandle[R] = ExecutionHandle(self, durable, rec.id, created=True)
+            new._task = asyncio.ensure_future(self._runner.run_claimed(durable, rec, token))
+            return new
         handle = self.submit(fn, *args, execution_id=execution_id, **kwargs)
         handle._task = asyncio.ensure_future(
             self._runner.drive_until_done(handle.durable, handle.execution_id)
@@ -361,13 +380,16 @@ class Zart:
         grace_seconds: float = 10.0,
         startup_timeout: float = 60.0,
         only_version: str | None = None,
+        listen_poll_interval: float = 10.0,
     ) -> Worker:
         """A worker that claims and runs every runnable execution of the registered durables
         (or of ``durable_names``), ``concurrency`` at a time. ``worker.run()`` blocks until
         SIGTERM/SIGINT; ``await worker.run_async()`` runs inside an event loop.
         ``only_version`` serves only executions created by that code version (pinning,
         for those who keep old workers running); the default resumes any version, with
-        the divergence check as the guard."""
+        the divergence check as the guard. An idle worker is woken by new work;
+        ``poll_interval`` is how often it looks anyway without a push channel (SQLite
+        across processes), ``listen_poll_interval`` with one (PostgreSQL's LISTEN)."""
         return Worker(
             self._runner,
             concurrency=concurrency,
@@ -376,6 +398,7 @@ class Zart:
             grace_seconds=grace_seconds,
             startup_timeout=startup_timeout,
             only_version=only_version,
+            listen_poll_interval=listen_poll_interval,
         )
 
     # ------------------------------------------------------------------ operations

@@ -130,6 +130,54 @@ class Runner:
         _check_owner(durable, rec, parent_id)
         return execution_id, created
 
+    async def create_claimed(
+        self,
+        durable: DurableFunction[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        execution_id: str | None,
+    ) -> tuple[ExecutionRecord, str] | None:
+        """Create a top-level execution already claimed by this process, which runs it
+        at once: one statement (batched with what runs beside it), no read-back. None
+        when the id exists or the call only attaches to it (then :meth:`create`)."""
+        if current_execution.get() is not None:
+            return None  # create() says what to do instead
+        if execution_id is not None and not args and not kwargs:
+            return None  # attaching to an existing id: its stored input is used
+        execution_id = check_execution_id(
+            execution_id if execution_id is not None else uuid.uuid4().hex
+        )
+        try:
+            input_json = durable.args_codec.dumps(args, kwargs)
+        except SerializationError as exc:
+            raise SerializationError(f"cannot store the input of {durable.name!r}: {exc}") from None
+        token = self.new_token()
+        rec = await self.journal.create_claimed(
+            execution_id, durable.name, input_json, token, self.lease_seconds
+        )
+        return None if rec is None else (rec, token)
+
+    def hold(self, count: int = 1) -> None:
+        """Count executions claimed here and about to run (``execute(held=True)`` ends
+        each count). Counted at the claim, not when the body starts: tasks started
+        together run one by one until their first real wait, and the first must already
+        see the others to batch its writes with theirs."""
+        self.journal.group.active += count
+
+    async def run_claimed(
+        self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str
+    ) -> Any:
+        """Run an execution :meth:`create_claimed` made (and :meth:`hold` counted), to its
+        end; its result or error."""
+        outcome = await self.execute(durable, rec, token, new=True, held=True)
+        if outcome.finished:
+            if outcome.error is not None:
+                raise outcome.error
+            return outcome.result
+        if isinstance(outcome.error, StorageError):
+            raise outcome.error  # left resumable; the caller hears why it stopped
+        return await self.drive_until_done(durable, rec.id)  # it sleeps or waits
+
     def cancel(self, execution_id: str) -> bool:
         rec, changed = self.journal.cancel(execution_id)
         if rec is None:
@@ -182,9 +230,28 @@ class Runner:
             delay = min(delay * 1.5, 0.5)
 
     async def execute(
-        self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str
+        self,
+        durable: DurableFunction[Any, Any],
+        rec: ExecutionRecord,
+        token: str,
+        *,
+        new: bool = False,
+        held: bool = False,
     ) -> Outcome:
-        """Run the body once under the lease ``token``; record how it ended."""
+        """Run the body once under the lease ``token``; record how it ended. ``new``: it
+        was created by this claim, so it has no journal to load. ``held``: the claimer
+        counted it in ``group.active`` already (see :meth:`hold`)."""
+        group = self.journal.group
+        if not held:
+            group.active += 1
+        try:
+            return await self._execute(durable, rec, token, new)
+        finally:
+            group.active -= 1
+
+    async def _execute(
+        self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str, new: bool
+    ) -> Outcome:
         if rec.recoveries > durable.max_recoveries:
             return await self._fail(durable, rec.id, token, _recovery_limit(durable, rec))
         try:
@@ -194,7 +261,7 @@ class Runner:
             return await self._fail(durable, rec.id, token, unreadable)
         strict = self.strict if durable.strict is None else durable.strict
         ctx = ExecutionContext(
-            self.journal, rec.id, token, self.journal.load_steps(rec.id),
+            self.journal, rec.id, token, {} if new else self.journal.load_steps(rec.id),
             strict=strict, runner=self, tracing=self.tracing, recovered=rec.recovered,
             claim=rec.attempts,
         )  # fmt: skip
@@ -293,7 +360,12 @@ class Runner:
         except SerializationError as exc:
             msg = f"the result of {durable.name!r} cannot be stored: {exc}"
             return await self._fail(durable, eid, token, SerializationError(msg))
-        if not self.journal.finish_execution(eid, token, COMPLETED, result_json, None):
+        if self.journal.group.batching():
+            # Other executions run here: the finish shares their next commit.
+            finished = await self.journal.finish_batched(eid, token, COMPLETED, result_json, None)
+        else:
+            finished = self.journal.finish_execution(eid, token, COMPLETED, result_json, None)
+        if not finished:
             raise ctx.lost()
         log.info(
             "execution %s completed (%d steps run, %d replayed)", eid, ctx.executed, ctx.replayed

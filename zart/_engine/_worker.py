@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from zart._errors import DatabaseUnavailableError
 from zart._execution._durable import lookup, registered_names
+from zart._store import _wakeups
 
 if TYPE_CHECKING:
     from zart._engine._runner import Runner
@@ -30,6 +31,14 @@ class Worker:
     hands them back at once. If the database cannot be reached at start, the
     worker retries for ``startup_timeout`` seconds; once running, it rides out
     outages (claims are retried with backoff, indefinitely).
+
+    An idle worker sleeps until work is pushed to it (a submit, a hand-back, an
+    event or an admin reset, in this process or, on PostgreSQL, in any process:
+    LISTEN/NOTIFY, see ``_store/_wakeups.py``), until the next execution is due by
+    the clock (a timer, a lease expiry), or until its fallback poll: every
+    ``poll_interval`` seconds without a live push channel (SQLite across processes,
+    PostgreSQL while the listener reconnects), every ``listen_poll_interval``
+    seconds (or ``poll_interval`` if longer) with one.
     """
 
     def __init__(
@@ -39,6 +48,7 @@ class Worker:
         concurrency: int = 8,
         durable_names: list[str] | None = None,
         poll_interval: float = 0.5,
+        listen_poll_interval: float = 10.0,
         grace_seconds: float = 10.0,
         startup_timeout: float = 60.0,
         only_version: str | None = None,
@@ -50,11 +60,13 @@ class Worker:
         self.concurrency = concurrency
         self.durable_names = durable_names
         self.poll_interval = poll_interval
+        self.listen_poll_interval = listen_poll_interval
         self.grace_seconds = grace_seconds
         self.startup_timeout = startup_timeout
         self.only_version = only_version
         self._stop: asyncio.Event | None = None
         self._force: asyncio.Event | None = None
+        self._overdue = False  # the last idle wait found an execution due and unclaimed
         self.completed = 0
         self.failed = 0
 
@@ -79,6 +91,8 @@ class Worker:
             lookup(name)  # fail early on an unknown name
         if not await self._connect():
             return self.completed
+        if not until_idle:
+            self.journal.db.listen()  # PostgreSQL: other processes' pushes reach us
         running: set[asyncio.Task[Any]] = set()
         log.info(
             "worker started: %d slots, lease %.1fs, durables: %s",
@@ -97,34 +111,67 @@ class Worker:
     ) -> None:
         """Claim what fits in the free slots, start it, wait for work; until stopped."""
         assert self._stop is not None
+        waiter = _wakeups.register(names)
         backoff = self.poll_interval
-        while not self._stop.is_set():
-            free = self.concurrency - len(running)
-            claimed = []
-            if free > 0:
+        try:
+            while not self._stop.is_set():
+                waiter.clear()  # a push from now on (even during the claim) ends the wait
+                free = self.concurrency - len(running)
                 try:
-                    claimed = self.journal.claim_runnable(
-                        self.runner.new_token,
-                        names,
-                        free,
-                        self.runner.lease_seconds,
-                        self.only_version,
-                    )
+                    claimed = self._claim(names, free)
                 except Exception as exc:
                     backoff = min(5.0, backoff * 2)
                     log.warning("could not claim work (%s); retrying in %.1fs", exc, backoff)
                     await self._pause(backoff * random.uniform(0.5, 1.0))
                     continue
                 backoff = self.poll_interval
-            for rec, token in claimed:
-                task = asyncio.ensure_future(self._run_one(rec, token))
-                running.add(task)
-                task.add_done_callback(running.discard)
-            if claimed:
-                continue
-            if until_idle and not running:
-                break
-            await self._pause(self.poll_interval, running)
+                for rec, token in claimed:
+                    task = asyncio.ensure_future(self._run_one(rec, token))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if claimed:
+                    continue
+                if until_idle and not running:
+                    break
+                await self._pause(self._idle_seconds(names, free > 0), running, waiter.event)
+        finally:
+            waiter.close()
+
+    def _claim(self, names: list[str], free: int) -> list[tuple[Any, str]]:
+        if free <= 0:
+            return []
+        return self.journal.claim_runnable(
+            self.runner.new_token, names, free, self.runner.lease_seconds, self.only_version
+        )
+
+    def _idle_seconds(self, names: list[str], can_claim: bool) -> float:
+        """How long to wait, when nothing was claimed, unless a push or a finished
+        execution ends the wait sooner: until the next execution is due by the clock,
+        at most the fallback poll.
+
+        With a live push channel the fallback poll is long: it only catches what
+        nothing announces, chiefly executions of a process that died on this host
+        (taken over at once: their owner is gone, see ``_orphans``; their lease has not
+        expired, so ``next_due`` does not see them) and timers set elsewhere since
+        the last look."""
+        if self.journal.db.listening:
+            fallback = max(self.poll_interval, self.listen_poll_interval)
+        else:
+            fallback = self.poll_interval
+        if not can_claim:
+            return fallback  # a slot frees when a running execution ends: that ends the wait
+        try:
+            due = self.journal.next_due(names, self.only_version)
+        except Exception:
+            return fallback  # the next claim reports the outage
+        overdue, self._overdue = self._overdue, due is not None and due <= 0
+        if due is None:
+            return fallback
+        if due <= 0:
+            # Due, yet not claimed: it became due just after the claim (look again now),
+            # or another worker is taking it (then do not spin: poll).
+            return self.poll_interval if overdue else 0.0
+        return min(fallback, due + 0.005)
 
     async def _shut_down(self, running: set[asyncio.Task[Any]]) -> None:
         """Give running executions the grace period, then hand the rest back."""
@@ -218,9 +265,17 @@ class Worker:
         log.info("worker received %s; shutting down", signal.Signals(sig).name)
         self.stop()
 
-    async def _pause(self, seconds: float, running: set[asyncio.Task[Any]] | None = None) -> None:
+    async def _pause(
+        self,
+        seconds: float,
+        running: set[asyncio.Task[Any]] | None = None,
+        wake: asyncio.Event | None = None,
+    ) -> None:
+        """Sleep ``seconds``, less if stopped, a running execution ends or ``wake`` is set."""
         assert self._stop is not None
         waiters: list[Any] = [asyncio.ensure_future(self._stop.wait())]
+        if wake is not None:
+            waiters.append(asyncio.ensure_future(wake.wait()))
         if running:
             waiters.append(
                 asyncio.ensure_future(

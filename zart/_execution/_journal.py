@@ -367,6 +367,40 @@ class ExecutionContext:
             raise self.lost()
         self.verified_at = time.monotonic()
 
+    async def _save_batched(self, record: StepRecord) -> None:
+        """:meth:`save` through the group commit (other executions run beside this one):
+        returns once the batch holding the checkpoint has committed."""
+        try:
+            saved, checked = await self.journal.checkpoint(self.token, record)
+        except StorageError as exc:
+            self.stop = exc
+            raise
+        if not saved:
+            raise self.lost()
+        self.verified_at = checked
+
+    async def _ensure_running_batched(self) -> None:
+        """:meth:`ensure_running` when executions share group commits. A step starting
+        in the loop round right after its last checkpoint's batch (no batch since, and
+        under ``ROUND_SECONDS``) relies on that batch's lease check: the steps of many
+        executions start in that one round, one after another, and a read each would
+        cost more than their checkpoints. Otherwise the check joins the next batch."""
+        if self.stop is not None:
+            raise self.stop
+        age = time.monotonic() - self.verified_at
+        if age <= FRESH_SECONDS:
+            return
+        if age <= ROUND_SECONDS and self.journal.group.last_started <= self.verified_at:
+            return
+        try:
+            held, checked = await self.journal.check_lease(self.execution_id, self.token)
+        except StorageError as exc:
+            self.stop = exc
+            raise
+        if not held:
+            raise self.lost()
+        self.verified_at = checked
+
     # ------------------------------------------------------------------ replay drift
 
     def check_drift(
@@ -446,9 +480,13 @@ class ExecutionContext:
         return attempts
 
     async def _attempts(self, call: StepCall[Any], entry: Entry, attempts: int) -> Any:
+        group = self.journal.group
         while True:
             attempts += 1
-            self.ensure_running()
+            if group.active > 1 or group.pending:  # GroupCommit.batching(), inline
+                await self._ensure_running_batched()
+            else:
+                self.ensure_running()
             try:
                 result = await self._invoke(call, entry, attempts)
             except _Unretryable as fatal:
@@ -458,13 +496,15 @@ class ExecutionContext:
                 continue
             if not call.step.transactional:  # a transactional step checkpointed already
                 # Entry.complete, inline: this is every step's checkpoint.
-                self.save(
-                    StepRecord(
-                        self.execution_id, entry.name, entry.seq, "step", STEP_COMPLETED,
-                        entry.fingerprint, self._encode(call, result), None, attempts,
-                        entry.started, time.time(),
-                    )
+                record = StepRecord(
+                    self.execution_id, entry.name, entry.seq, "step", STEP_COMPLETED,
+                    entry.fingerprint, self._encode(call, result), None, attempts,
+                    entry.started, time.time(),
                 )  # fmt: skip
+                if group.active > 1 or group.pending:
+                    await self._save_batched(record)
+                else:
+                    self.save(record)
                 self.executed += 1
             return result
 
@@ -544,6 +584,8 @@ _SETTLED = (STEP_COMPLETED, STEP_FAILED)
 
 # How old the last proof of holding the lease may be when a step starts (seconds).
 FRESH_SECONDS = 0.002
+# ...or, under group commit, how old a proof from the latest batch may be (seconds).
+ROUND_SECONDS = 0.25
 
 # How each kind of journal entry is named in messages.
 _KINDS = {

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from zart._errors import DatabaseUnavailableError, StorageError, ZartError
 from zart._store import _schema as s
 from zart._store._errors import advice, describe, is_database_error, is_disconnect, unavailable
-from zart._store._queries import CHECKPOINT_TEMPLATE, LEASE_HELD_SQL
+from zart._store._queries import CHECKPOINT_TEMPLATE, CREATE_CLAIMED_TEMPLATE, LEASE_HELD_SQL
 from zart._store._records import StepRecord
 
 log = logging.getLogger("zart.storage")
@@ -50,6 +50,7 @@ class Database:
         self._migrate_lock = threading.Lock()
         self.checkpoint_sql = CHECKPOINT_TEMPLATE.format(row_lock=self.checkpoint_row_lock)
         self.checkpoint_statement = text(self.checkpoint_sql)
+        self.create_claimed_sql = CREATE_CLAIMED_TEMPLATE.format(now=self.now_sql())
 
     # ------------------------------------------------------------------ dialect hooks
 
@@ -59,6 +60,19 @@ class Database:
 
     def lock_for_migration(self, conn: Connection) -> None:
         """Serialize concurrent migrations from several processes (called in a write tx)."""
+
+    def notify_work(self, conn: Connection, durable_name: str) -> None:
+        """In the write transaction that makes an execution of ``durable_name`` runnable
+        now: tell other processes' workers, at commit (PostgreSQL: NOTIFY; SQLite has no
+        way). The store then wakes this process's own (``_wakeups.notify``)."""
+
+    def listen(self) -> None:
+        """Start hearing other processes' :meth:`notify_work` (once; PostgreSQL)."""
+
+    @property
+    def listening(self) -> bool:
+        """Is the push channel from other processes live now? If not, workers poll."""
+        return False
 
     def run(self, what: str, op: Callable[[], T], *, budget: float | None = None) -> T:
         """The boundary every store operation passes: run ``op()``; retry it with backoff,
@@ -133,6 +147,23 @@ class Database:
         """The fenced checkpoint statement on its own (autocommit); False when refused."""
         with self.tx() as conn:
             return bool(conn.execute(self.checkpoint_statement, record.as_params(token)).rowcount)
+
+    def write_batch(self, statements: list[tuple[str, dict[str, Any]]]) -> tuple[list[int], bool]:
+        """Run ``statements`` in one transaction (see :mod:`zart._store._group`): the rows
+        each affected (or returned, for a SELECT), and whether the batch had to be
+        retried (then a write of the failed try may have committed already)."""
+        tries = [0]
+
+        def once() -> list[int]:
+            tries[0] = self.attempt
+            with self.tx() as conn:
+                counts = []
+                for sql, params in statements:
+                    result = conn.execute(text(sql), params)
+                    counts.append(len(result.all()) if result.returns_rows else result.rowcount)
+                return counts
+
+        return self.run("group commit", once), tries[0] > 0
 
     def lease_held(self, execution_id: str, token: str) -> bool:
         """Does ``token`` still hold the running execution (not cancelled, not taken)?"""

@@ -9,13 +9,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from zart._owner import owner_is_dead
 from zart._store._database import Database, boundary
 from zart._store._errors import LeaseGone, OutcomeUnknownError, RaceLost
+from zart._store._group import GroupCommit
 from zart._store._queries import (
+    FINISH_SQL,
+    LEASE_HELD_SQL,
     STEP_COLUMNS,
     E,
     S,
@@ -39,6 +42,7 @@ from zart._store._records import (
     ExecutionRecord,
     StepRecord,
 )
+from zart._store._wakeups import notify
 
 log = logging.getLogger("zart")
 
@@ -52,6 +56,8 @@ class JournalStore:
         # what it creates, appended to the versions of what it runs (in the claim's own
         # UPDATE: no extra statement).
         self._version = version
+        # Writes of executions running at once here share transactions (see _group.py).
+        self.group = GroupCommit(db)
 
     @property
     def version(self) -> str | None:
@@ -83,7 +89,12 @@ class JournalStore:
             except IntegrityError:
                 conn.rollback()
                 raise RaceLost() from None
-            return ExecutionRecord.from_row(conn.execute(by_id(execution_id)).one()), True
+            if parent_id is None:  # a child is run by its parent's process, at once
+                self.db.notify_work(conn, durable_name)
+            rec = ExecutionRecord.from_row(conn.execute(by_id(execution_id)).one())
+        if parent_id is None:
+            notify(durable_name)  # this process's workers (after the commit)
+        return rec, True
 
     @boundary
     def get_execution(self, execution_id: str) -> ExecutionRecord | None:
@@ -235,6 +246,29 @@ class JournalStore:
             ).all()
         return [(rec, str(rec.lease_owner)) for rec in map(ExecutionRecord.from_row, rows)]
 
+    @boundary
+    def next_due(
+        self, durable_names: Sequence[str], only_version: str | None = None
+    ) -> float | None:
+        """Seconds (database clock) until an execution of ``durable_names`` becomes
+        runnable by the clock alone: the earliest wake time of a sleeping or waiting one,
+        the earliest lease expiry of a running one. None when there is none; 0 or less
+        when it is due already. One query: an idle worker sleeps until then."""
+        if not durable_names:
+            return None
+        parked = E.c.status.in_((SLEEPING, WAITING))
+        query = select(
+            func.min(case((parked, E.c.wake_at))),
+            func.min(case((E.c.status == RUNNING, E.c.lease_expires_at))),
+            self.db.now_sql(),
+        ).where(E.c.durable_name.in_(list(durable_names)), or_(parked, E.c.status == RUNNING))
+        if only_version is not None:
+            query = query.where(E.c.version == only_version)
+        with self.db.tx(write=False) as conn:
+            wake_at, expires, now = conn.execute(query).one()
+        times = [float(t) for t in (wake_at, expires) if t is not None]
+        return min(times) - float(now) if times else None
+
     def renew_leases(self, tokens: Iterable[str], lease_seconds: float) -> set[str]:
         """Extend the leases of the given tokens; return the tokens no longer held."""
         tokens = list(tokens)
@@ -322,9 +356,12 @@ class JournalStore:
                 )
                 .limit(1)
             ).first()
-            if pending is not None:
-                conn.execute(update(E).where(E.c.id == execution_id).values(wake_at=now))
-            return True
+            if pending is None:
+                return True
+            conn.execute(update(E).where(E.c.id == execution_id).values(wake_at=now))
+            name = self._announce(conn, execution_id)
+        notify(name)
+        return True
 
     @boundary
     def release(self, execution_id: str, token: str) -> bool:
@@ -333,7 +370,18 @@ class JournalStore:
             values = dict(
                 status=PENDING, lease_owner=None, lease_expires_at=None, updated_at=time.time()
             )
-            return bool(conn.execute(held(execution_id, token).values(**values)).rowcount)
+            if not conn.execute(held(execution_id, token).values(**values)).rowcount:
+                return False
+            name = self._announce(conn, execution_id)
+        notify(name)
+        return True
+
+    def _announce(self, conn: Connection, execution_id: str) -> str:
+        """Tell other processes' workers that this execution is runnable (at commit);
+        its durable name, for the caller to wake this process's after the commit."""
+        name = str(conn.execute(select(E.c.durable_name).where(E.c.id == execution_id)).scalar())
+        self.db.notify_work(conn, name)
+        return name
 
     @boundary
     def cancel(self, execution_id: str) -> tuple[ExecutionRecord | None, bool]:
@@ -423,11 +471,14 @@ class JournalStore:
                     execution_id=execution_id, name=name, payload=payload, created_at=now
                 )
             )
-            if rec.status == WAITING:
-                conn.execute(
-                    update(E).where(E.c.id == execution_id).values(wake_at=now, updated_at=now)
-                )
-            return rec
+            if rec.status != WAITING:
+                return rec
+            conn.execute(
+                update(E).where(E.c.id == execution_id).values(wake_at=now, updated_at=now)
+            )
+            self.db.notify_work(conn, rec.durable_name)
+        notify(rec.durable_name)
+        return rec
 
     @boundary
     def consume_event_into_step(
@@ -475,3 +526,80 @@ class JournalStore:
             )
             conn.execute(self.db.checkpoint_statement, record.as_params(token))
             return row.payload
+
+    # ------------------------------------------------------------------ group commit
+
+    async def create_claimed(
+        self,
+        execution_id: str,
+        durable_name: str,
+        input_json: str,
+        token: str,
+        lease_seconds: float,
+    ) -> ExecutionRecord | None:
+        """Create a top-level execution already claimed under ``token`` (its creator
+        runs it at once): one statement, batched with other writes. None when the id
+        exists (the caller attaches to it instead)."""
+        now = time.time()
+        version = self.version
+        params = dict(
+            id=execution_id, durable_name=durable_name, input=input_json, token=token,
+            lease=lease_seconds, now=now, version=version, ran_versions=version,
+        )  # fmt: skip
+
+        def ours() -> bool:
+            rec = self.get_execution(execution_id)
+            return rec is not None and rec.lease_owner == token
+
+        count, _ = await self.group.write(self.db.create_claimed_sql, params, ours)
+        if not count:
+            return None
+        return ExecutionRecord(
+            id=execution_id, durable_name=durable_name, status=RUNNING, input=input_json,
+            result=None, error=None, attempts=1, recoveries=0, lease_owner=token,
+            lease_expires_at=now + lease_seconds, wake_at=None, parent_id=None,
+            created_at=now, updated_at=now, started_at=now, finished_at=None,
+            version=version, ran_versions=version,
+        )  # fmt: skip
+
+    async def checkpoint(self, token: str, record: StepRecord) -> tuple[bool, float]:
+        """``save_step`` in a group commit: (written?, monotonic time its batch started,
+        when the lease was last seen held)."""
+
+        def stored() -> bool:
+            found = self.load_steps(record.execution_id).get(record.step_name)
+            return found is not None and (found.status, found.output, found.error) == (
+                record.status, record.output, record.error,
+            )  # fmt: skip
+
+        count, started = await self.group.write(
+            self.db.checkpoint_sql, record.as_params(token), stored
+        )
+        return count > 0, started
+
+    async def check_lease(self, execution_id: str, token: str) -> tuple[bool, float]:
+        """``lease_held`` in a group commit: (held?, monotonic time of the check)."""
+        params = {"execution_id": execution_id, "token": token}
+        count, started = await self.group.write(LEASE_HELD_SQL, params)
+        return count > 0, started
+
+    async def finish_batched(
+        self, execution_id: str, token: str, status: str, result: str | None, error: str | None
+    ) -> bool:
+        """``finish_execution`` in a group commit (with other executions' checkpoints)."""
+        params = dict(
+            id=execution_id, token=token, status=status, result=result, error=error,
+            now=time.time(),
+        )  # fmt: skip
+
+        def stored() -> bool:
+            rec = self.get_execution(execution_id)
+            return (
+                rec is not None
+                and rec.status == status
+                and rec.lease_owner is None
+                and (rec.result, rec.error) == (result, error)
+            )
+
+        count, _ = await self.group.write(FINISH_SQL, params, stored)
+        return count > 0

@@ -23,6 +23,7 @@ from zart._store._records import (
     ExecutionRecord,
     StepRecord,
 )
+from zart._store._wakeups import notify
 
 A = s.audit
 SC = s.schedules
@@ -131,7 +132,11 @@ class OpsStore:
                 update_descendants(conn, execution_id, resumed, follow=cancelled)
             details = dict(audit_details, previous_status=rec.status, deleted_steps=doomed)
             _audit(conn, execution_id, audit_action, audit_actor, details, now)
-            return ExecutionRecord.from_row(conn.execute(by_id(execution_id)).one())
+            # Runnable now: wake workers (its resumed children are run by its process).
+            self.db.notify_work(conn, rec.durable_name)
+            reset = ExecutionRecord.from_row(conn.execute(by_id(execution_id)).one())
+        notify(rec.durable_name)
+        return reset
 
     # ------------------------------------------------------------------ audit
 

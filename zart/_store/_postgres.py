@@ -17,6 +17,10 @@ What this module adds to :class:`SqlStorage`:
   or not at all.
 * **Migrations** run under ``pg_advisory_xact_lock``, so workers starting
   together migrate once.
+* **Wake-ups.** Writes that make an execution runnable send
+  ``pg_notify('zart_work', <durable name>)`` (:meth:`PostgresDatabase.notify_work`);
+  a worker's process listens on its own connection (:meth:`PostgresDatabase.listen`,
+  the thread in ``_wakeups.py``), so idle workers wake at once instead of polling.
 * **Transient errors** (connection closed or refused, server shut down or
   restarting, serialization failures, deadlocks) are retried with exponential
   backoff in :meth:`PostgresDatabase.run`, the boundary every store operation
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
@@ -42,8 +47,10 @@ from sqlalchemy.exc import DBAPIError
 from zart._errors import ZartError
 from zart._store._database import Database, url_option
 from zart._store._errors import OutcomeUnknownError
+from zart._store._pg_batch import SetForm, set_forms
 from zart._store._queries import LEASE_HELD_SQL
 from zart._store._records import StepRecord
+from zart._store._wakeups import CHANNEL, Listener
 
 log = logging.getLogger("zart.storage")
 
@@ -51,6 +58,9 @@ T = TypeVar("T")
 
 # Key of the advisory lock that serializes schema migrations ("zart" in ASCII).
 MIGRATION_LOCK_KEY = 0x7A617274
+
+_NOTIFY_WORK = text(f"SELECT pg_notify('{CHANNEL}', :name)")
+_LISTEN_LOCK = threading.Lock()
 
 # SQLSTATEs worth retrying: the statement did not take effect (or the session is gone)
 # and running it again on a fresh connection may well succeed.
@@ -137,6 +147,10 @@ class PostgresDatabase(Database):
         # The statements in psycopg's own placeholder style, for the raw path.
         self._raw_checkpoint_sql = _psycopg_style(self.checkpoint_sql)
         self._raw_lease_held_sql = _psycopg_style(LEASE_HELD_SQL)
+        self._raw_statements: dict[str, str] = {}
+        self._set_forms = set_forms(
+            self.checkpoint_sql, self.create_claimed_sql, str(self.now_sql())
+        )
 
     # ------------------------------------------------------------------ dialect hooks
 
@@ -149,6 +163,39 @@ class PostgresDatabase(Database):
         # Held until the migration transaction ends; PostgreSQL DDL is transactional,
         # so a second process waits here, then finds the schema current.
         conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
+
+    # ------------------------------------------------------------------ wake-ups (_wakeups)
+
+    _listener: Listener | None = None
+
+    def notify_work(self, conn: Connection, durable_name: str) -> None:
+        # Delivered at commit (never on a rollback) to every LISTEN zart_work session:
+        # the listeners of the worker processes.
+        conn.execute(_NOTIFY_WORK, {"name": durable_name})
+
+    def listen(self) -> None:
+        with _LISTEN_LOCK:
+            if self._listener is None:
+                self._listener = Listener(self._listener_connection)
+                self._listener.start()
+
+    @property
+    def listening(self) -> bool:
+        listener = self._listener
+        return listener is not None and listener.live
+
+    def _listener_connection(self) -> Any:
+        """A new connection with the pool's settings, detached: the listener's own."""
+        fairy = self.engine.raw_connection()
+        fairy.detach()
+        return fairy.dbapi_connection
+
+    def close(self) -> None:
+        with _LISTEN_LOCK:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+        super().close()
 
     def conn(self) -> Connection:
         conn = super().conn()
@@ -220,6 +267,65 @@ class PostgresDatabase(Database):
             return Database.write_checkpoint(self, token, record)
         return bool(rowcount > 0)
 
+    def write_batch(self, statements: list[tuple[str, dict[str, Any]]]) -> tuple[list[int], bool]:
+        """The batch in one transaction, sent as one pipeline: the statements of one
+        kind as one set-based statement (``_pg_batch``), the rest one by one, and the
+        COMMIT, all in one round trip (see :meth:`Database.write_batch`)."""
+        tries = [0]
+
+        def once() -> list[int]:
+            tries[0] = self.attempt
+            if not self._migrated:
+                self.ensure_schema()
+            raw: Any = self.conn().connection.dbapi_connection
+            if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raw.rollback()
+            raw.autocommit = False
+            try:
+                with raw.pipeline():
+                    collect = self._send_batch(raw, statements)
+                    raw.commit()
+            except BaseException:
+                with suppress(psycopg.Error):
+                    raw.rollback()  # nothing of the batch is left half-applied
+                raise
+            return collect()
+
+        return self.run("group commit", once), tries[0] > 0
+
+    def _send_batch(
+        self, raw: Any, statements: list[tuple[str, dict[str, Any]]]
+    ) -> Callable[[], list[int]]:
+        """Send the batch's statements; returns how to read their row counts once the
+        pipeline has synced."""
+        groups: dict[str, list[int]] = {}
+        for index, (sql, _) in enumerate(statements):
+            groups.setdefault(sql, []).append(index)
+        readers: list[Callable[[list[int]], None]] = []
+        for sql, indexes in groups.items():
+            form = self._set_forms.get(sql)
+            params = [statements[i][1] for i in indexes]
+            if form is not None and len(indexes) > 1:
+                cursor = form.run(raw, params)
+                readers.append(_set_reader(form, cursor, params, indexes))
+            else:
+                cursors = [raw.execute(self._raw_sql(sql), p) for p in params]
+                readers.append(_single_reader(cursors, indexes))
+
+        def collect() -> list[int]:
+            counts = [0] * len(statements)
+            for read in readers:
+                read(counts)
+            return counts
+
+        return collect
+
+    def _raw_sql(self, sql: str) -> str:
+        found = self._raw_statements.get(sql)
+        if found is None:
+            found = self._raw_statements[sql] = _psycopg_style(sql)
+        return found
+
     def lease_held(self, execution_id: str, token: str) -> bool:
         """One indexed read, one round trip, on the raw connection in autocommit."""
         params = {"execution_id": execution_id, "token": token}
@@ -251,6 +357,26 @@ class PostgresDatabase(Database):
         finally:
             with suppress(psycopg.Error):  # a broken connection: the caller drops it
                 raw.autocommit = False
+
+
+def _set_reader(
+    form: SetForm, cursor: Any, params: list[dict[str, Any]], indexes: list[int]
+) -> Callable[[list[int]], None]:
+    def read(counts: list[int]) -> None:
+        for index, count in zip(indexes, form.counts(cursor, params), strict=True):
+            counts[index] = count
+
+    return read
+
+
+def _single_reader(cursors: list[Any], indexes: list[int]) -> Callable[[list[int]], None]:
+    def read(counts: list[int]) -> None:
+        for index, cursor in zip(indexes, cursors, strict=True):
+            counts[index] = (
+                cursor.rowcount if cursor.description is None else len(cursor.fetchall())
+            )
+
+    return read
 
 
 # Marks "the statement ran and found no row" apart from "could not run it here" (None).

@@ -118,3 +118,22 @@ LEASE_HELD_SQL = (
     "SELECT 1 FROM zart_executions WHERE id = :execution_id AND lease_owner = :token"
     " AND status = 'running'"
 )
+
+# Create an execution already claimed by its creator (who runs it at once): one
+# statement instead of an insert, a claim and their read-backs. {now} is the database
+# clock (leases are database time). 0 rows: the id exists (the caller attaches instead).
+CREATE_CLAIMED_TEMPLATE = """
+    INSERT INTO zart_executions (id, durable_name, status, input, attempts, recoveries,
+                                 lease_owner, lease_expires_at, created_at, updated_at,
+                                 started_at, version, ran_versions)
+    VALUES (:id, :durable_name, 'running', :input, 1, 0, :token, {now} + :lease,
+            :now, :now, :now, :version, :ran_versions)
+    ON CONFLICT (id) DO NOTHING
+"""
+
+# The outcome of a run, written only while ``token`` holds the lease (see held()).
+FINISH_SQL = """
+    UPDATE zart_executions SET status = :status, result = :result, error = :error,
+        lease_owner = NULL, lease_expires_at = NULL, finished_at = :now, updated_at = :now
+    WHERE id = :id AND lease_owner = :token AND status = 'running'
+"""
