@@ -360,11 +360,8 @@ class Runner:
         except SerializationError as exc:
             msg = f"the result of {durable.name!r} cannot be stored: {exc}"
             return await self._fail(durable, eid, token, SerializationError(msg))
-        if self.journal.group.batching():
-            # Other executions run here: the finish shares their next commit.
-            finished = await self.journal.finish_batched(eid, token, COMPLETED, result_json, None)
-        else:
-            finished = self.journal.finish_execution(eid, token, COMPLETED, result_json, None)
+        # One statement, sharing a commit with the writes of what runs beside it.
+        finished = await self.journal.finish_batched(eid, token, COMPLETED, result_json, None)
         if not finished:
             raise ctx.lost()
         log.info(

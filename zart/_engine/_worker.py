@@ -125,6 +125,8 @@ class Worker:
                     await self._pause(backoff * random.uniform(0.5, 1.0))
                     continue
                 backoff = self.poll_interval
+                # Counted now, so the first of them batches its writes with the rest.
+                self.runner.hold(len(claimed))
                 for rec, token in claimed:
                     task = asyncio.ensure_future(self._run_one(rec, token))
                     running.add(task)
@@ -291,8 +293,12 @@ class Worker:
     async def _run_one(self, rec: Any, token: str) -> None:
         started = time.monotonic()
         try:
-            durable = lookup(rec.durable_name)
-            outcome = await self.runner.execute(durable, rec, token)
+            try:
+                durable = lookup(rec.durable_name)
+            except BaseException:
+                self.runner.hold(-1)  # never ran: end the count hold() made
+                raise
+            outcome = await self.runner.execute(durable, rec, token, held=True)
         except asyncio.CancelledError:
             self._hand_back(rec.id, token)
             raise

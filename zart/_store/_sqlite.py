@@ -122,6 +122,12 @@ class SQLiteDatabase(Database):
         def once() -> list[int]:
             tries[0] = self.attempt
             raw = self._raw()
+            if len(statements) == 1:
+                # Alone: autocommit, the statement is its own transaction (as a lone
+                # checkpoint is, see write_checkpoint).
+                sql, params = statements[0]
+                cursor = raw.execute(sql, params)
+                return [cursor.rowcount if cursor.description is None else len(cursor.fetchall())]
             raw.execute("BEGIN IMMEDIATE")
             try:
                 counts = []
