@@ -117,12 +117,16 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
 
 
 def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> Any:
-    """Start a child process logging to ``log_path``; it dies if this process dies."""
+    """Start a child process logging to ``log_path``; it dies if this process dies.
+
+    It runs in the checkout's root: in benchmarks/, ``python -m`` would put that
+    directory first on sys.path, where concurrent.py shadows the standard library's."""
     with open(log_path, "wb") as log:
         return subprocess.Popen(
             cmd,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=Path(__file__).resolve().parents[1],
             preexec_fn=_die_with_parent if platform.system() == "Linux" else None,
         )

@@ -889,6 +889,51 @@ def print_summary(
         print("no zart ÷ DBOS rows: DBOS not installed (pip install dbos), or --no-dbos")
 
 
+# ---------------------------------------------------------------------------- queues
+
+# A queue with no limits (zart.Queue): claimed like executions without one (--queues).
+UNLIMITED = zart.Queue("bench-unlimited")
+
+
+def work_off(app: zart.Zart, n: int, tag: str, queue: zart.Queue | None) -> float:
+    """Seconds from the first submit until a worker (this process, 50 slots) has
+    finished ``n`` executions of ``job`` submitted plainly or through ``queue``."""
+    started = time.perf_counter()
+    for i in range(n):
+        if queue is None:
+            app.submit(job, i, execution_id=f"{tag}-{i}")
+        else:
+            app.submit(job, i, execution_id=f"{tag}-{i}", queue=queue)
+    worker = app.worker(concurrency=50, poll_interval=0.01)
+    done = asyncio.run(worker.run_async(until_idle=True))
+    elapsed = time.perf_counter() - started
+    if done != n:
+        raise RuntimeError(f"{tag}: {done} of {n} executions finished")
+    return elapsed
+
+
+def measure_queues(args: argparse.Namespace, backend: Backend) -> None:
+    """Submit-to-finish throughput through a queue without limits vs plain submit."""
+    n = args.queues
+    print(f"\n== queue overhead: {backend.title} ({n} executions, worker with 50 slots)")
+    with contextlib.ExitStack() as stack:
+        app = zart.Zart(backend.zart_url)
+        stack.callback(app.close)
+        app.ops_store.ensure_schema()
+        work_off(app, 20, f"q-warm-{uuid.uuid4().hex[:6]}", UNLIMITED)
+        plain: list[float] = []
+        queued: list[float] = []
+        for r in range(args.repeat):  # interleaved, order rotating
+            tag = uuid.uuid4().hex[:6]
+            runs = [(plain, None), (queued, UNLIMITED)]
+            for times, queue in runs if r % 2 == 0 else runs[::-1]:
+                times.append(work_off(app, n, f"q-{tag}-{queue is not None}", queue))
+    p, q = statistics.median(plain), statistics.median(queued)
+    print(f"plain submit: {n / p:9.1f} executions/s (median of {args.repeat})")
+    print(f"queue=:       {n / q:9.1f} executions/s")
+    print(f"queue ÷ plain: {p / q:.3f} (goal: at least 0.90)")
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -943,6 +988,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="workers' --poll-interval (default: zart's)",
     )
+    add(
+        "--queues",
+        type=int,
+        default=0,
+        help="also compare N executions through a zart.Queue without limits with plain "
+        "submits, submit to finish (0: skip; e.g. 500)",
+    )
     add("--dir", type=Path, default=None, help="where the SQLite files go (default: cwd)")
     add("--keep", action="store_true", help="keep the SQLite files and worker logs")
     args = parser.parse_args(argv)
@@ -985,6 +1037,8 @@ def run_all(args: argparse.Namespace, directory: Path) -> None:
             print("no backend left to measure")
             return
         throughputs = [measure_throughput(args, b) for b in backends]
+        for backend in backends if args.queues > 0 else []:
+            measure_queues(args, backend)
         dispatches: list[Dispatch] = []
         if args.dispatch > 0:
             dispatches = [measure_dispatch(args, b, log_dir) for b in backends]

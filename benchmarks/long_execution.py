@@ -606,19 +606,21 @@ def print_resumes(resumes: dict[int, dict[str, Any]]) -> None:
 
 
 def memory_verdict(resumes: dict[int, dict[str, Any]]) -> str:
-    """Does resume memory grow with the number of steps, and by how much per step?"""
-    sizes = sorted(resumes)
-    per_step = {n: resumes[n]["traced"]["peak"] / n for n in sizes}
-    big = sizes[-1]
-    ratio = resumes[big]["traced"]["peak"] / max(resumes[big]["bytes"], 1)
-    growth = ", ".join(f"{per_step[n]:,.0f} B/step at {n:,}" for n in sizes)
-    if len(sizes) > 1 and per_step[big] > 0.5 * per_step[sizes[0]] and ratio > 0.5:
-        return (
-            f"peak heap {mb(resumes[big]['traced']['peak'])} = {ratio:.1f}x the stored outputs "
-            f"({mb(resumes[big]['bytes'])}): grows with the steps ({growth}); resume holds "
-            "every step's record in memory at once"
-        )
-    return f"peak heap {ratio:.2f}x the stored outputs ({growth}): bounded"
+    """Does resume memory grow with the number of steps, and by how much per step? The
+    slope between the two sizes (fixed costs cancel out) against the stored bytes per step."""
+    small, big = sorted(resumes)[0], sorted(resumes)[-1]
+    peak = {n: resumes[n]["traced"]["peak"] for n in (small, big)}
+    ratio = peak[big] / max(resumes[big]["bytes"], 1)
+    stored = resumes[big]["bytes"] / big
+    slope = (peak[big] - peak[small]) / (big - small) if big > small else peak[big] / big
+    what = (
+        f"peak heap {mb(peak[big])} = {ratio:.1f}x the stored outputs ({mb(resumes[big]['bytes'])})"
+        f"; {slope:,.0f} B of heap per added step ({small:,} -> {big:,} steps) for "
+        f"{stored:,.0f} B of stored output"
+    )
+    if slope > 0.5 * stored:
+        return what + ": resume holds every step's record in memory at once"
+    return what + ": bounded"
 
 
 def print_allocations(top: list[dict[str, Any]], n: int) -> None:
@@ -800,6 +802,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         return child_main(args)
+    # SIGTERM too runs the clean-up below (children, scratch databases, temp dir).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     base = args.dir if args.dir is not None else Path(tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
     directory = Path(tempfile.mkdtemp(prefix="zart-long-", dir=base)).resolve()

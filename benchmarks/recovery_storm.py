@@ -137,6 +137,14 @@ class Pool:
                 proc.kill()
                 proc.wait()
 
+    def check_alive(self) -> None:
+        """Raise, with a worker's log, if a worker exited on its own (it cannot import
+        the app, cannot reach the database...): the phase would never end."""
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                tail = self.log_path(i).read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"worker {proc.pid} exited with {proc.returncode}:\n{tail}")
+
     def log_count(self, needle: str) -> int:
         return sum(
             self.log_path(i).read_text(errors="replace").count(needle)
@@ -198,24 +206,28 @@ class Sample:
     completed: int
     running: int
     running_dead: int  # held by a killed worker
+    started: float  # wall-clock time the pool was started at
 
 
 def watch(
     probe: Probe,
-    since: float,
+    pool: Pool,
     done: Callable[[dict[str, int]], bool],
     dead: set[int],
     args: argparse.Namespace,
 ) -> list[Sample]:
-    """Sample every ``--sample`` seconds until ``done(counts)``; the samples."""
+    """Start ``pool``; sample every ``--sample`` seconds until ``done(counts)``; the
+    samples, timed from the pool's start (``samples[0].started``)."""
+    since = pool.start()
     samples: list[Sample] = []
     while True:
         tick = time.monotonic()
+        pool.check_alive()
         owners = probe.running_owners()
         counts = probe.counts()
         running_dead = sum(owner_pid(o) in dead for o in owners)
         at = time.time() - since
-        samples.append(Sample(at, counts.get("completed", 0), len(owners), running_dead))
+        samples.append(Sample(at, counts.get("completed", 0), len(owners), running_dead, since))
         if done(counts):
             return samples
         if at > args.timeout:
@@ -286,9 +298,8 @@ def no_crash(args: argparse.Namespace, url: str, log_dir: Path) -> NoCrash:
     probe = Probe(url)
     pool = Pool(args, url, log_dir, "no-crash")
     try:
-        started = pool.start()
-        samples = watch(probe, started, lambda c: _finished(c) >= args.executions, set(), args)
-        return NoCrash(submitted, samples, outcome(probe), started)
+        samples = watch(probe, pool, lambda c: _finished(c) >= args.executions, set(), args)
+        return NoCrash(submitted, samples, outcome(probe), samples[0].started)
     finally:
         pool.stop()
         probe.close()
@@ -318,18 +329,17 @@ def storm(args: argparse.Namespace, url: str, log_dir: Path) -> Storm:
     first, second = Pool(args, url, log_dir, "storm-1"), Pool(args, url, log_dir, "storm-2")
     try:
         half = args.executions // 2
-        watch(probe, first.start(), lambda c: c.get("completed", 0) >= half, set(), args)
+        watch(probe, first, lambda c: c.get("completed", 0) >= half, set(), args)
         dead = first.kill()
         at_kill = probe.counts()
         orphans = {
             str(eid)
             for (eid,) in probe.query("SELECT id FROM zart_executions WHERE status = 'running'")
         }
-        restarted = second.start()
-        samples = watch(probe, restarted, lambda c: _finished(c) >= args.executions, dead, args)
+        samples = watch(probe, second, lambda c: _finished(c) >= args.executions, dead, args)
         second.stop()
         return Storm(
-            submitted, at_kill.get("completed", 0), at_kill, orphans, restarted, samples,
+            submitted, at_kill.get("completed", 0), at_kill, orphans, samples[0].started, samples,
             outcome(probe), {why: second.log_count(f"({why})") for why in TAKEOVER_REASONS},
             second.log_count("Traceback") + first.log_count("Traceback"), dead,
         )  # fmt: skip
@@ -512,6 +522,8 @@ def run(args: argparse.Namespace, directory: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM too runs the clean-up below (workers, scratch databases, temp dir).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     base = args.dir if args.dir is not None else Path(tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
     directory = Path(tempfile.mkdtemp(prefix="zart-storm-", dir=base)).resolve()

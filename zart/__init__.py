@@ -8,6 +8,9 @@ mid-way resumes at its first unfinished step. See README.md.
 from zart._engine._app import ExecutionHandle, Zart
 from zart._engine._history import PatchUse, ReplayReport
 from zart._engine._info import ExecutionStatus, StepInfo
+from zart._engine._pausing import PauseRule, ResumeResult
+from zart._engine._retention import GcReport
+from zart._engine._schedules import Schedule
 from zart._errors import (
     DatabaseUnavailableError,
     DuplicateStepError,
@@ -40,6 +43,7 @@ from zart._execution._primitives import (
     wait,
     wait_for_event,
 )
+from zart._execution._queue import Queue, RateLimit
 from zart._execution._retry import RetryPolicy
 from zart._execution._step import Step, StepCall, step, zart_step
 from zart._execution._transaction import transaction
@@ -55,12 +59,18 @@ __all__ = [
     "ExecutionHandle",
     "ExecutionNotFoundError",
     "ExecutionStatus",
+    "GcReport",
     "IdentifierError",
     "LeaseLostError",
     "PatchUse",
+    "PauseRule",
+    "Queue",
+    "RateLimit",
     "ReplayMismatchError",
     "ReplayReport",
+    "ResumeResult",
     "RetryPolicy",
+    "Schedule",
     "SerializationError",
     "Step",
     "StepCall",

@@ -32,6 +32,7 @@ TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 E = "/api/executions"
 RS, RF = E + "/{id}/restart", E + "/{id}/rerun-from"
+PR = "/api/pause-rules"
 RERUN_STEP = {"json": {"step": "ops-shout-c-rerun"}}
 
 
@@ -313,6 +314,7 @@ CONTRACT_RECIPES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("get", "/metrics", "200", "/metrics", {}),
     ("get", "/api/durables", "200", "/api/durables", {}),
     ("get", "/api/counts", "200", "/api/counts", {}),
+    ("get", "/api/queues", "200", "/api/queues", {}),
     ("get", E, "200", E, {"params": {"status": "completed", "limit": 2}}),
     ("get", E, "422", E, {"params": {"offset": -1}}),
     ("get", E + "/{id}", "200", E + "/c-fail", {}),
@@ -358,6 +360,15 @@ CONTRACT_RECIPES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("get", E + "/{id}/audit", "404", E + "/nope/audit", {}),
     ("get", "/api/audit", "200", "/api/audit", {}),
     ("get", "/api/audit", "422", "/api/audit", {"params": {"limit": 0}}),
+    ("post", PR, "200", PR, {"json": {"step": "never:*", "actor": "ana"}}),
+    ("post", PR, "422", PR, {"json": {}}),
+    ("get", PR, "200", PR, {}),
+    ("post", PR + "/resume", "200", PR + "/resume", {"json": {"step": "never:*"}}),
+    ("post", PR + "/resume", "404", PR + "/resume", {"json": {"rule_id": 999}}),
+    ("post", PR + "/resume", "422", PR + "/resume", {"json": {"rule_id": "x"}}),
+    ("post", E + "/{id}/resume", "200", E + "/c-cancel/resume", {"json": {"actor": "ana"}}),
+    ("post", E + "/{id}/resume", "409", E + "/c-done/resume", {"json": {}}),
+    ("post", E + "/{id}/resume", "404", E + "/nope/resume", {"json": {}}),
 ]  # fmt: skip
 
 

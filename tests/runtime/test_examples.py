@@ -54,6 +54,11 @@ EXPECTED: dict[str, str] = {
     ),
     "transactional_step": "result: 11550 cents in 3 rows",
     "deadlines_and_fallbacks": "result: ['lamp: 90', 'no report (DeadlineExceeded)']",
+    "flow_control_pause": (
+        "result: ['a-1: R-a-1, 1250 cents', 'a-2: R-a-2, 990 cents', 'a-3: R-a-3, 4100 cents']"
+    ),
+    "flow_control_retention": "result: size=10 would=0 deleted=0",
+    "flow_control_schedule": "result: ops-digest 0 8 * * MON-FRI 5 runs ahead, tickets=2",
 }
 
 # Side-effect lines the first run must print (its steps really ran).
@@ -72,6 +77,9 @@ FIRST_RUN_EFFECTS: dict[str, list[str]] = {
         "calling the pricing api for lamp",
         "building the report for lamp",
     ],
+    "flow_control_pause": ["reserved a-1", "charged a-3"],
+    "flow_control_retention": ["rendered the report of 2026-11-25"],
+    "flow_control_schedule": ["collected the open tickets of ops"],
 }
 
 RUN_TIMEOUT = 60.0

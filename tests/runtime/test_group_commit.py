@@ -130,7 +130,9 @@ def test_a_lone_execution_sends_one_statement_per_step_plus_two(sqlite_url: str)
         app.run(quick_job, 0, 7)  # warm-up: the first call compiles the step's codecs
         sent.clear()
         assert app.run(quick_job, 1, 7) == 211
-        words = [" ".join(s.split()[:3]).lower() for s in sent]
+        # Not counted: a read of the pause rules (zart._store._pauses), at most once a
+        # second per process, made by the first step after a tick of its clock.
+        words = [" ".join(s.split()[:3]).lower() for s in sent if "zart_pause_rules" not in s]
         assert words == [
             "insert into zart_executions",
             *["insert into zart_steps"] * 7,

@@ -14,11 +14,13 @@ from zart._cli._common import (
     command,
     echo_items,
     echo_json_or,
+    fail,
     import_modules,
     json_option,
     parse_json,
     when,
 )
+from zart._cli._pause import resume_rules, resumed_message, scope_options, who_option
 from zart._cli._root import main
 from zart._ops._internals import AuditEntry, lookup
 from zart._ops.arguments import json_arguments
@@ -44,15 +46,38 @@ def retry_step(
 
 
 @main.command()
-@click.argument("execution_id")
-@actor_option
+@click.argument("execution_id", required=False)
+@click.option("--rule", "rule_ids", multiple=True, type=int, help="Remove this pause rule.")
+@scope_options("resume")
+@click.option("--all", "everything", is_flag=True, help="Remove every pause rule.")
+@who_option
 @json_option
 @command
-def resume(obj: CliContext, execution_id: str, actor: str | None, as_json: bool) -> None:
-    """Continue a cancelled (or diverged) execution at its first unfinished step.
+def resume(
+    obj: CliContext,
+    execution_id: str | None,
+    rule_ids: tuple[int, ...],
+    execution: str | None,
+    durable: str | None,
+    step: str | None,
+    everything: bool,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Continue a cancelled, diverged or paused EXECUTION_ID where it stopped; or remove
+    pause rules (--rule ID, a scope, --all) and let the executions they held go on.
 
-    Its checkpoints are kept, unlike `restart`; a worker (or `zart run --id`) runs it.
+    Checkpoints are kept, unlike `restart`; a worker (or `zart run --id`) runs it.
     """
+    scope = {"execution_id": execution, "durable": durable, "step": step}
+    if execution_id is None:
+        if not (rule_ids or any(scope.values()) or everything):
+            fail("give EXECUTION_ID, or --rule ID, a scope (--execution/--durable/--step) or --all")
+        done = resume_rules(obj.app, rule_ids, scope, everything, actor)
+        echo_json_or(done.as_dict(), as_json, resumed_message(done))
+        return
+    if rule_ids or any(scope.values()) or everything:
+        fail("give EXECUTION_ID or pause-rule options, not both")
     st = obj.app.resume(execution_id, actor=actor)
     echo_json_or(st.as_dict(), as_json, f"execution {st.id} is {st.status}; a worker resumes it")
 

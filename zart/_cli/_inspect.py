@@ -51,7 +51,7 @@ def _execution_row(i: ExecutionStatus) -> list[str]:
         i.version or "",
         when(i.created_at),
         duration(i.duration),
-        (i.error or "")[:60],
+        (i.error or (f"held by pause rule {i.paused_by}" if i.paused_by else ""))[:60],
     ]
 
 

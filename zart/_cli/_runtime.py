@@ -40,6 +40,7 @@ def _run_worker(
     until_idle: bool,
     scheduler: bool,
     only_version: str | None = None,
+    retention: str | None = None,
 ) -> None:
     ticker = SchedulerThread(app) if scheduler else None
     if ticker is not None:
@@ -50,11 +51,24 @@ def _run_worker(
             poll_interval=poll_interval,
             grace_seconds=grace_seconds,
             only_version=only_version,
+            retention=retention,
         )
         worker.run(until_idle=until_idle)
     finally:
         if ticker is not None:
             ticker.stop()
+
+
+def _background_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of ``zart worker`` for its background threads: scheduler, retention."""
+    fn = click.option(
+        "--retention", default=None, metavar="AGE",
+        help="Also delete, in the background, executions that finished longer ago than "
+        "AGE (30d, 12h...), a bounded batch a minute (see `zart gc`).",
+    )(fn)  # fmt: skip
+    return click.option(
+        "--scheduler", is_flag=True, help="Also start due occurrences of schedules (zart schedule)."
+    )(fn)
 
 
 @main.command()
@@ -74,9 +88,7 @@ def _run_worker(
     0,
     "On SIGTERM/SIGINT, how long running executions may finish before they are handed back.",
 )
-@click.option(
-    "--scheduler", is_flag=True, help="Also start due occurrences of schedules (zart schedule)."
-)
+@_background_options
 @click.option(
     "--only-version",
     default=None,
@@ -94,6 +106,7 @@ def worker(
     grace_seconds: float,
     scheduler: bool = False,
     only_version: str | None = None,
+    retention: str | None = None,
 ) -> None:
     """Import MODULES (registering their durable functions) and run executions.
 
@@ -115,6 +128,7 @@ def worker(
             until_idle=until_idle,
             scheduler=scheduler,
             only_version=only_version,
+            retention=retention,
         )
 
 

@@ -49,7 +49,22 @@ def schedule() -> None:
 @click.option(
     "--input", "input_json", default="null", help="Arguments as JSON (as for `zart run`)."
 )
-@click.option("--overlap", type=click.Choice(["skip", "always"]), default="skip", show_default=True)
+@click.option(
+    "--overlap",
+    type=click.Choice(["skip", "allow", "buffer_one", "always"]),
+    default="skip",
+    show_default=True,
+    help="While the previous occurrence is active: skip the next, allow it, or keep one "
+    "(buffer_one) to start after it. 'always' is the old name of 'allow'.",
+)
+@click.option(
+    "--backfill",
+    type=click.IntRange(0, 1000),
+    default=0,
+    show_default=True,
+    help="After the scheduler was down, run each missed occurrence, oldest first, N at "
+    "most (0: they collapse into one late run).",
+)
 @json_option
 @command
 def schedule_add(
@@ -61,6 +76,7 @@ def schedule_add(
     every: float | None,
     input_json: str,
     overlap: str,
+    backfill: int,
     as_json: bool,
 ) -> None:
     """Create or update schedule NAME running MODULE:FUNCTION."""
@@ -68,8 +84,9 @@ def schedule_add(
     durable = load_durable(target)
     args, kwargs = input_arguments(durable, data)
     sched, outcome = register_schedule(
-        obj.app, name, durable, *args, cron=cron_expr, every=every, tz=tz, overlap=overlap, **kwargs
-    )
+        obj.app, name, durable, *args,
+        cron=cron_expr, every=every, tz=tz, overlap=overlap, backfill=backfill, **kwargs,
+    )  # fmt: skip
     if as_json:
         click.echo(json.dumps(dict(sched.as_dict(), outcome=outcome)))
     else:
@@ -81,8 +98,8 @@ def _schedule_row(i: Schedule) -> list[str]:
         i.name,
         i.durable_name,
         f"{i.cron} ({i.timezone})" if i.cron else f"every {i.every_seconds:g}s",
-        i.overlap,
-        when(i.next_run_at),
+        i.overlap + (f", backfill {i.backfill}" if i.backfill else ""),
+        ", ".join(when(t) for t in i.next_runs),
         i.last_execution_id or "-",
     ]
 
@@ -96,7 +113,7 @@ def schedule_list(obj: CliContext, as_json: bool) -> None:
         list_schedules(obj.app),
         as_json,
         empty="no schedules",
-        headers=["name", "durable", "when", "overlap", "next run", "last execution"],
+        headers=["name", "durable", "when", "overlap", "next 5 runs (UTC)", "last execution"],
         row=_schedule_row,
     )
 

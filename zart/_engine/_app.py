@@ -13,13 +13,17 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from zart._engine import _admin as admin
 from zart._engine import _history as history
+from zart._engine import _pausing as pausing
 from zart._engine._info import ExecutionStatus, StepInfo
+from zart._engine._retention import DEFAULT_STATUSES, GcReport, RetentionThread, collect
 from zart._engine._runner import Runner, stored_outcome
+from zart._engine._schedules import Schedule, SchedulerThread, define_schedule, remove_schedule
 from zart._engine._worker import Worker
 from zart._errors import (
     ExecutionCancelledError,
@@ -32,6 +36,7 @@ from zart._errors import (
 from zart._execution._context import current_execution, current_step
 from zart._execution._durable import DurableFunction, code_version, lookup
 from zart._execution._identifiers import check_event_name, check_execution_id
+from zart._execution._queue import Queue, submit_options
 from zart._execution._tracing import Tracing
 from zart._store import (
     TERMINAL_STATUSES,
@@ -45,6 +50,7 @@ from zart._store import (
 
 if TYPE_CHECKING:
     from zart._engine._admin import AuditEntry
+    from zart._engine._pausing import PauseRule, ResumeResult
 
 R = TypeVar("R")
 log = logging.getLogger("zart")
@@ -202,6 +208,13 @@ class Zart:
         /,
         *args: Any,
         execution_id: str | None = None,
+        queue: Queue | str | None = None,
+        priority: int | None = None,
+        partition: str | None = None,
+        delay: float | timedelta | None = None,
+        dedup_key: str | None = None,
+        dedup_ttl: float | timedelta | None = None,
+        debounce: tuple[str, float | timedelta] | None = None,
         **kwargs: Any,
     ) -> ExecutionHandle[R]:
         """Create an execution (or attach to the one with this id) without running it.
@@ -211,9 +224,28 @@ class Zart:
         replaces its input; an id that belongs to another durable function raises
         :class:`ExecutionConflictError`. ``handle.created`` tells which case it was.
         Usable from plain and async code alike (it does not wait).
+
+        Flow control (docs/_flow_queues.md; these names are reserved, like
+        ``execution_id``: they are never passed to the durable function):
+        ``queue`` (a :class:`zart.Queue` or its name: its limits apply to the claims of
+        every worker), ``priority`` (higher first, queues with ``priority=True``),
+        ``partition`` (the key the limits apply to, queues with ``partition_key=True``),
+        ``delay`` (seconds or timedelta: not started before), ``dedup_key`` (while an
+        execution of this durable with the key is open, and ``dedup_ttl`` seconds after
+        it finished, a submit returns it: ``created`` False), ``debounce=(key, window)``
+        (a submit with the key replaces the input of the one not started yet and pushes
+        its start to ``window`` seconds from now: only the last input runs).
         """
         durable = self._resolve(fn)
-        eid, created = self._runner.create(durable, args, kwargs, execution_id)
+        q, options = submit_options(
+            queue=queue, priority=priority, partition=partition, delay=delay,
+            dedup_key=dedup_key, dedup_ttl=dedup_ttl, debounce=debounce,
+        )  # fmt: skip
+        if options is not None and options.debounce_key is not None and execution_id:
+            raise UsageError("debounce= picks the execution itself: no execution_id= with it")
+        if q is not None:
+            self._journal.define_queue(q.limits, replace=True)
+        eid, created = self._runner.create(durable, args, kwargs, execution_id, options=options)
         return ExecutionHandle(self, durable, eid, created=created)
 
     def run(
@@ -381,6 +413,9 @@ class Zart:
         startup_timeout: float = 60.0,
         only_version: str | None = None,
         listen_poll_interval: float = 10.0,
+        retention: str | float | timedelta | None = None,
+        retention_interval: float = 60.0,
+        scheduler: bool = False,
     ) -> Worker:
         """A worker that claims and runs every runnable execution of the registered durables
         (or of ``durable_names``), ``concurrency`` at a time. ``worker.run()`` blocks until
@@ -389,8 +424,12 @@ class Zart:
         for those who keep old workers running); the default resumes any version, with
         the divergence check as the guard. An idle worker is woken by new work;
         ``poll_interval`` is how often it looks anyway without a push channel (SQLite
-        across processes), ``listen_poll_interval`` with one (PostgreSQL's LISTEN)."""
-        return Worker(
+        across processes), ``listen_poll_interval`` with one (PostgreSQL's LISTEN).
+        ``retention`` (e.g. ``"30d"``) deletes, in the background every
+        ``retention_interval`` seconds, a bounded batch of the executions that finished
+        longer ago (see :meth:`gc`); ``scheduler`` also starts due schedule occurrences
+        (see :meth:`schedule`)."""
+        worker = Worker(
             self._runner,
             concurrency=concurrency,
             durable_names=builtins.list(durable_names) if durable_names is not None else None,
@@ -400,6 +439,64 @@ class Zart:
             only_version=only_version,
             listen_poll_interval=listen_poll_interval,
         )
+        if retention is not None:
+            worker.services.append(
+                RetentionThread(self.ops_store.db, retention, retention_interval)
+            )
+        if scheduler:
+            worker.services.append(SchedulerThread(self.ops_store))
+        return worker
+
+    # ------------------------------------------------------------------ retention, schedules
+
+    def gc(
+        self,
+        older_than: str | float | timedelta,
+        statuses: Iterable[str] = DEFAULT_STATUSES,
+        durable: str | None = None,
+        dry_run: bool = False,
+    ) -> GcReport:
+        """Delete the executions that finished (in ``statuses``: completed, failed,
+        cancelled) more than ``older_than`` ago (``"30d"``, ``"12h"``, ``"90m"``, ``"45s"``,
+        seconds or a timedelta), of durable ``durable`` or all, with their steps, events,
+        child executions and audit rows. Open executions are never touched, and a tree is
+        deleted whole once its root is old enough and every member has finished. Runs in
+        short batches (one transaction each); ``dry_run`` deletes nothing and reports the
+        same counts."""
+        return collect(self.ops_store.db, older_than, statuses, durable, dry_run=dry_run)
+
+    def schedule(
+        self,
+        name: str,
+        fn: DurableFunction[Any, Any] | str,
+        /,
+        *args: Any,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        timezone: str = "UTC",
+        overlap: str = "skip",
+        backfill: int = 0,
+        **kwargs: Any,
+    ) -> Schedule:
+        """Run ``fn(*args, **kwargs)`` on a schedule: ``cron`` (5 fields, or 6 with
+        seconds first, evaluated in ``timezone``) or ``every`` (seconds or a timedelta).
+        Defining the same schedule again (from any process) changes nothing; a changed
+        definition replaces it. ``overlap`` when the previous occurrence is still active:
+        ``"skip"`` it, ``"allow"`` it, or ``"buffer_one"`` (keep one, started after).
+        ``backfill=N``: after the scheduler was down, each missed occurrence runs, oldest
+        first, N at most (the rest are dropped); by default (0) they collapse into one
+        late run.
+        Occurrences are started by a worker with ``scheduler=True`` (``zart worker
+        --scheduler``, ``zart serve``) as executions ``"<name>@<UTC time>"``."""
+        found, _ = define_schedule(
+            self.ops_store, name, self._resolve(fn), args, kwargs,
+            cron=cron, every=every, tz=timezone, overlap=overlap, backfill=backfill,
+        )  # fmt: skip
+        return found
+
+    def unschedule(self, name: str) -> bool:
+        """Delete schedule ``name`` (its past executions stay); False if there was none."""
+        return remove_schedule(self.ops_store, name)
 
     # ------------------------------------------------------------------ operations
 
@@ -435,8 +532,61 @@ class Zart:
     def resume(self, execution_id: str, *, actor: str | None = None) -> ExecutionStatus:
         """Continue a cancelled or diverged execution at its first unfinished step (its
         checkpoints are kept; cancelled children resume with it). A worker, or ``run``
-        on its id, runs it. ``actor`` (default: the OS user) is recorded in the audit log."""
+        on its id, runs it. ``actor`` (default: the OS user) is recorded in the audit log.
+
+        A paused execution is resumed too: the pause rules naming only it are removed
+        and it goes back to pending (a wider rule that still matches holds it again)."""
+        resumed = pausing.resume_paused(self._runner.pauses, execution_id, actor)
+        if resumed is not None:
+            return resumed
         return admin.resume(self.ops_store, execution_id, actor=actor)
+
+    # ------------------------------------------------------------------ pause rules
+
+    def pause(
+        self,
+        *,
+        execution_id: str | None = None,
+        durable: DurableFunction[Any, Any] | str | None = None,
+        step: str | None = None,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> PauseRule:
+        """Add a pause rule: every execution it matches finishes its current step and
+        stops before its next new one, as ``paused`` (within about a second, in every
+        process). Scope: ``execution_id``, ``durable`` and/or ``step`` (a glob on the
+        rendered step name or on the step's template, e.g. ``"charge:*"``); every part
+        given must match. A rule with the same scope is returned as it is."""
+        name = durable.name if isinstance(durable, DurableFunction) else durable
+        rule, _ = pausing.pause(
+            self._runner.pauses, execution_id=execution_id, durable_name=name, step=step,
+            reason=reason, actor=actor,
+        )  # fmt: skip
+        return rule
+
+    def pause_rules(self) -> builtins.list[PauseRule]:
+        """The pause rules in force, oldest first."""
+        return pausing.rules(self._runner.pauses)
+
+    def resume_rule(
+        self,
+        rule_id: int | None = None,
+        *,
+        execution_id: str | None = None,
+        durable: DurableFunction[Any, Any] | str | None = None,
+        step: str | None = None,
+        everything: bool = False,
+        actor: str | None = None,
+    ) -> ResumeResult:
+        """Remove a pause rule (by id, by its exact scope, or all with ``everything``):
+        the executions it held go back to pending and continue where they stopped (one
+        that another rule still matches pauses again there)."""
+        name = durable.name if isinstance(durable, DurableFunction) else durable
+        return pausing.resume_rules(
+            self._runner.pauses, None if rule_id is None else [rule_id],
+            execution_id=execution_id, durable_name=name, step=step, everything=everything,
+            actor=actor,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ safe deploys
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from zart._execution._failures import decode_error, short_type
 from zart._store import ExecutionRecord, StepRecord
+from zart._store._records import PAUSED
 
 PREVIEW_CHARS = 120
 
@@ -70,6 +71,8 @@ class ExecutionStatus(_Timed):
     # The code version that created it, and the versions that ran it (in order).
     version: str | None = None
     ran_versions: tuple[str, ...] = ()
+    # The pause rule holding it (status paused; see Zart.pause).
+    paused_by: int | None = None
 
     @classmethod
     def from_record(cls, r: ExecutionRecord) -> ExecutionStatus:
@@ -89,6 +92,7 @@ class ExecutionStatus(_Timed):
             recoveries=r.recoveries,
             version=r.version,
             ran_versions=tuple(r.ran_versions.split(",")) if r.ran_versions else (),
+            paused_by=r.paused_by if r.status == PAUSED else None,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -109,6 +113,7 @@ class ExecutionStatus(_Timed):
             "error": self.error,
             "lease_owner": self.lease_owner,
             "parent_id": self.parent_id,
+            "paused_by": self.paused_by,
         }
 
 

@@ -34,7 +34,7 @@ from zart._execution._divergence import Diverged
 from zart._execution._durable import DurableFunction
 from zart._execution._failures import encode_error, task_error
 from zart._execution._identifiers import check_execution_id
-from zart._execution._journal import ExecutionContext, Suspend
+from zart._execution._journal import ExecutionContext, Paused, Suspend
 from zart._execution._tracing import Tracing
 from zart._owner import current_owner
 from zart._store import (
@@ -48,6 +48,8 @@ from zart._store import (
     JournalStore,
     RaceLost,
 )
+from zart._store._pauses import PauseStore
+from zart._store._queues import SubmitOptions
 from zart._store._records import DIVERGED
 
 log = logging.getLogger("zart")
@@ -83,6 +85,8 @@ class Runner:
         self.strict = strict
         self.tracing = tracing
         self.heartbeat = Heartbeat(journal, lease_seconds)
+        # Pause rules (zart pause / resume): a per-process cache the steps read.
+        self.pauses = PauseStore(journal.db)
         # Executions whose lease this process could not hand back (database fault).
         self._abandoned: dict[str, str] = {}
 
@@ -99,8 +103,11 @@ class Runner:
         kwargs: dict[str, Any],
         execution_id: str | None,
         parent_id: str | None = None,
+        options: SubmitOptions | None = None,
     ) -> tuple[str, bool]:
-        """Insert the execution unless its id exists; returns (id, created by this call)."""
+        """Insert the execution unless its id exists; returns (id, created by this call).
+        ``options`` (queue, delay, dedup, debounce: ``_store/_queues.py``) may return
+        another execution's id: the one holding its dedup or debounce key."""
         if current_execution.get() is not None and parent_id is None:
             raise UsageError(
                 "starting an execution from inside a durable body is not journaled; "
@@ -121,14 +128,14 @@ class Runner:
             raise SerializationError(f"cannot store the input of {durable.name!r}: {exc}") from None
         try:
             rec, created = self.journal.create_execution(
-                execution_id, durable.name, input_json, parent_id
+                execution_id, durable.name, input_json, parent_id, options
             )
         except RaceLost:
             found = self.journal.get_execution(execution_id)
             assert found is not None
             rec, created = found, False
         _check_owner(durable, rec, parent_id)
-        return execution_id, created
+        return rec.id, created
 
     async def create_claimed(
         self,
@@ -263,7 +270,7 @@ class Runner:
         ctx = ExecutionContext(
             self.journal, rec.id, token, {} if new else self.journal.load_steps(rec.id),
             strict=strict, runner=self, tracing=self.tracing, recovered=rec.recovered,
-            claim=rec.attempts,
+            claim=rec.attempts, durable_name=durable.name, pauses=self.pauses.cache,
         )  # fmt: skip
         self.heartbeat.track(token, ctx)
         cv = current_execution.set(ctx)
@@ -416,6 +423,8 @@ class Runner:
     def _suspend(
         self, durable: DurableFunction[Any, Any], rec: ExecutionRecord, token: str, suspend: Suspend
     ) -> Outcome:
+        if isinstance(suspend, Paused):
+            return self._paused(rec.id, token, suspend)
         wake_at = suspend.wake_at
         if durable.timeout is not None:
             # Wake at the deadline at the latest, so a sleep or wait that outlasts
@@ -424,6 +433,15 @@ class Runner:
             wake_at = deadline if wake_at is None else min(wake_at, deadline)
         self.journal.suspend_execution(rec.id, token, suspend.status, wake_at)
         log.info("execution %s is %s", rec.id, suspend.status)
+        return Outcome(False)
+
+    def _paused(self, eid: str, token: str, paused: Paused) -> Outcome:
+        """Hold the execution before its next step under the pause rule that matched (or,
+        if that rule was removed meanwhile, hand it back to run on at once)."""
+        status = self.pauses.hold(eid, token, paused.rule_id, paused.step)
+        if status is not None:
+            log.info("execution %s is %s before step %r (pause rule %d)",
+                     eid, status, paused.step, paused.rule_id)  # fmt: skip
         return Outcome(False)
 
     async def _traced_body(
@@ -542,6 +560,9 @@ def _merged_suspend(group: BaseException) -> Suspend | None:
             leaves.append(exc)
     if not leaves or not all(isinstance(e, Suspend) for e in leaves):
         return None
+    paused = [e for e in leaves if isinstance(e, Paused)]
+    if paused:
+        return paused[0]  # held by a rule: it stays so until resumed, whatever else waits
     suspends = [e for e in leaves if isinstance(e, Suspend)]
     times = [s.wake_at for s in suspends if s.wake_at is not None]
     status = WAITING if any(s.status == WAITING for s in suspends) else SLEEPING

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from zart._errors import DatabaseUnavailableError
 from zart._execution._durable import lookup, registered_names
+from zart._execution._queue import registered_queues
 from zart._store import _wakeups
 
 if TYPE_CHECKING:
@@ -67,6 +68,9 @@ class Worker:
         self._stop: asyncio.Event | None = None
         self._force: asyncio.Event | None = None
         self._overdue = False  # the last idle wait found an execution due and unclaimed
+        # Background threads (start() / stop()) run while the worker runs: retention,
+        # the scheduler (see Zart.worker).
+        self.services: list[Any] = []
         self.completed = 0
         self.failed = 0
 
@@ -91,6 +95,8 @@ class Worker:
             lookup(name)  # fail early on an unknown name
         if not await self._connect():
             return self.completed
+        for queue in registered_queues():  # zart.Queue: the limits its claims apply
+            self.journal.define_queue(queue.limits, replace=True)
         if not until_idle:
             self.journal.db.listen()  # PostgreSQL: other processes' pushes reach us
         running: set[asyncio.Task[Any]] = set()
@@ -100,10 +106,14 @@ class Worker:
             self.runner.lease_seconds,
             ", ".join(names) or "none",
         )
+        for service in self.services:
+            service.start()
         try:
             await self._claim_loop(names, running, until_idle)
         finally:
             await self._shut_down(running)
+            for service in self.services:
+                service.stop()
         return self.completed
 
     async def _claim_loop(
@@ -132,6 +142,9 @@ class Worker:
                     running.add(task)
                     task.add_done_callback(running.discard)
                 if claimed:
+                    # Let what was just claimed start before claiming more: its first
+                    # step should not wait behind further claim transactions.
+                    await asyncio.sleep(0)
                     continue
                 if until_idle and not running:
                     break
@@ -255,6 +268,14 @@ class Worker:
             return
         log.info("execution %s handed back (worker shutting down)", execution_id)
 
+    def _slot_freed(self, queue: str) -> None:
+        """An execution of ``queue`` stopped running here: wake the workers that its
+        limits held back (the claim is what checks them)."""
+        try:
+            self.journal.queue_slot_freed(queue)
+        except Exception as exc:  # they find the slot at their next poll
+            log.warning("could not announce a free slot of queue %s (%s)", queue, exc)
+
     def _on_signal(self, sig: int) -> None:
         assert self._stop is not None and self._force is not None
         if self._stop.is_set():
@@ -299,6 +320,8 @@ class Worker:
                 self.runner.hold(-1)  # never ran: end the count hold() made
                 raise
             outcome = await self.runner.execute(durable, rec, token, held=True)
+            if rec.queue is not None:
+                self._slot_freed(rec.queue)
         except asyncio.CancelledError:
             self._hand_back(rec.id, token)
             raise

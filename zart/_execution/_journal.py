@@ -42,6 +42,8 @@ from zart._store import (
     JournalStore,
     StepRecord,
 )
+from zart._store._pauses import PauseCache
+from zart._store._records import PAUSED
 
 if TYPE_CHECKING:
     from zart._execution._durable import DurableFunction
@@ -71,6 +73,20 @@ class Suspend(BaseException):
         super().__init__(status, wake_at)
         self.status = status
         self.wake_at = wake_at
+
+
+class Paused(Suspend):
+    """Unwinds a durable body that a pause rule holds before its next new step: the
+    engine stores it as ``paused`` by ``rule_id``; once resumed, a run replays to here."""
+
+    def __init__(self, rule_id: int, step: str) -> None:
+        super().__init__(PAUSED, None)
+        self.rule_id = rule_id
+        self.step = step
+
+
+# The pause rules of a context that has none (a replay check, a test's context).
+NO_PAUSES = PauseCache(None)
 
 
 class ChildRunner(Protocol):
@@ -162,8 +178,13 @@ class ExecutionContext:
         tracing: Tracing | None = None,
         recovered: bool = False,
         claim: int = 0,
+        durable_name: str = "",
+        pauses: PauseCache = NO_PAUSES,
     ) -> None:
         self.runner = runner
+        self.durable_name = durable_name
+        # This process's pause rules: read before each new step (see check_pause).
+        self.pauses = pauses
         # This run took the execution over from a process that died: the first call
         # left unsettled may be the one it died in (see _count_interrupted).
         self.interrupted_pending = recovered
@@ -440,6 +461,8 @@ class ExecutionContext:
                 ) from None
         if rec is None and self.unvisited:
             await wait_for_frontier(self, name, "step")
+        if self.pauses.watch:  # False while no rule exists: one attribute read
+            self.check_pause(name, call.step.template.template)
         entry = self.fresh(name, seq, "step", rec)
         entry.fingerprint = fingerprint(call.args, call.kwargs)
         entry.started = time.time()
@@ -448,6 +471,15 @@ class ExecutionContext:
         if entry.interrupted:
             attempts = self._count_interrupted(call, entry, attempts)
         return await self._attempts(call, entry, attempts)
+
+    def check_pause(self, name: str, template: str) -> None:
+        """Before a new step: raise :class:`Paused` if a pause rule holds this execution
+        there. The rules are this process's cached copy (read again at most once each
+        ``REFRESH_SECONDS``, by the first step that finds it stale: never a query per
+        step). A replayed step is not a pause point: it runs nothing."""
+        for rule in self.pauses.current():
+            if rule.matches(self.execution_id, self.durable_name, name, template):
+                raise Paused(rule.id, name)
 
     def _count_interrupted(self, call: StepCall[Any], entry: Entry, attempts: int) -> int:
         """Count the attempt that died with its process (SIGKILL, OOM, power loss), so a

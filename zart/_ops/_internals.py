@@ -10,6 +10,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from zart._engine._admin import AuditEntry
+from zart._engine._cron import Cron, CronError
+from zart._engine._schedules import (
+    OVERLAP_POLICIES,
+    Schedule,
+    SchedulerThread,
+    define_schedule,
+    list_schedules,
+    occurrence_id,
+    overlap_policy,
+    remove_schedule,
+)
+from zart._engine._schedules import tick as schedules_due
 from zart._errors import InvalidInputError
 from zart._execution._durable import code_version, lookup, registered_names
 from zart._execution._identifiers import (
@@ -49,22 +61,33 @@ __all__ = [
     "ALL_STATUSES",
     "MAX_ID_LENGTH",
     "MAX_NAME_LENGTH",
+    "OVERLAP_POLICIES",
     "STEP_COMPLETED",
     "STEP_FAILED",
     "STEP_RETRYING",
     "TERMINAL_STATUSES",
     "AuditEntry",
+    "Cron",
+    "CronError",
     "ExecutionRecord",
     "InvalidInputError",
     "RaceLost",
+    "Schedule",
+    "SchedulerThread",
     "StepRecord",
     "check_durable_name",
     "check_event_name",
     "check_execution_id",
     "check_step_name",
     "code_version",
+    "define_schedule",
+    "list_schedules",
     "lookup",
+    "occurrence_id",
+    "overlap_policy",
     "registered_names",
+    "remove_schedule",
+    "schedules_due",
     "step_records",
     "stored_json",
 ]

@@ -7,7 +7,7 @@ lost when processes restart.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zart._ops._internals import ALL_STATUSES, STEP_COMPLETED, STEP_FAILED, STEP_RETRYING
 
@@ -93,4 +93,16 @@ def render_metrics(app: Zart) -> str:
         "Claims beyond each execution's first, summed over all executions.",
     )
     out.append(f"zart_execution_reclaims {snap['extra_claims']}")
+    _queue_lines(out, app.ops_store.queue_stats())
     return "\n".join(out) + "\n"
+
+
+def _queue_lines(out: list[str], queues: list[dict[str, Any]]) -> None:
+    """Per queue (zart.Queue): its depth (pending) and its running executions."""
+    for name, key, help_ in (
+        ("zart_queue_pending", "pending", "Pending executions of each queue (delayed included)."),
+        ("zart_queue_running", "running", "Running executions of each queue."),
+    ):
+        _family(out, name, "gauge", help_)
+        for queue in queues:
+            out.append(f'{name}{{queue="{_label(queue["name"])}"}} {queue[key]}')

@@ -67,6 +67,10 @@ SCHEMAS: dict[str, Any] = {
             "error": {**_NULLABLE_STR, "description": "'Type: message' of a failure"},
             "lease_owner": _NULLABLE_STR,
             "parent_id": _NULLABLE_STR,
+            "paused_by": {
+                "type": ["integer", "null"],
+                "description": "the pause rule holding it (status paused)",
+            },
         }
     ),
     "ExecutionDetail": {
@@ -174,6 +178,23 @@ SCHEMAS: dict[str, Any] = {
         {"counts": _record({st: {"type": "integer"} for st in ALL_STATUSES}), "total": _INT}
     ),
     "Names": _record({"items": {"type": "array", "items": _STR}}),
+    "Queue": _record(
+        {
+            "name": _STR,
+            "pending": {**_INT, "description": "depth: pending executions (delayed included)"},
+            "running": _INT,
+            "concurrency": {"type": ["integer", "null"], "description": "across all workers"},
+            "worker_concurrency": {"type": ["integer", "null"], "description": "per worker"},
+            "rate_limit": {
+                "oneOf": [{"type": "null"}, _record({"count": _INT, "per": {"type": "number"}})],
+                "description": "starts per period (seconds)",
+            },
+            "priority": {"type": "boolean"},
+            "partition_key": {"type": "boolean", "description": "limits apply per partition"},
+            "defined": {"type": "boolean", "description": "its limits are stored"},
+        }
+    ),
+    "QueueList": _record({"items": _list_of("Queue")}),
     "Health": _record({"status": _STR}),
     "RetryStepRequest": _object(
         {
@@ -193,13 +214,51 @@ SCHEMAS: dict[str, Any] = {
         {
             "id": _INT,
             "execution_id": _STR,
-            "action": {"type": "string", "enum": ["retry-step", "restart", "rerun-from"]},
+            "action": {
+                "type": "string",
+                "enum": ["retry-step", "restart", "rerun-from", "resume", "pause", "paused"],
+            },
             "actor": _STR,
             "created_at": _TIME,
             "details": {"type": "object"},
         }
     ),
     "AuditList": _record({"items": _list_of("AuditEntry")}),
+    "PauseRule": _record(
+        {
+            "id": _INT,
+            "execution_id": _NULLABLE_STR,
+            "durable_name": _NULLABLE_STR,
+            "step_pattern": {**_NULLABLE_STR, "description": "glob on step names or templates"},
+            "reason": _NULLABLE_STR,
+            "actor": _STR,
+            "created_at": _TIME,
+        }
+    ),
+    "PauseRuleList": _record({"items": _list_of("PauseRule")}),
+    "PauseRequest": _object(
+        {
+            "execution_id": _STR,
+            "durable": _STR,
+            "step": {"type": "string", "description": "glob, e.g. 'charge:*'"},
+            "reason": _STR,
+            "actor": _STR,
+        }
+    ),
+    "ResumeRequest": _object(
+        {
+            "rule_id": _INT,
+            "execution_id": _STR,
+            "durable": _STR,
+            "step": _STR,
+            "all": {"type": "boolean"},
+            "actor": _STR,
+        }
+    ),
+    "ResumeResult": _record(
+        {"rules": _list_of("PauseRule"), "execution_ids": {"type": "array", "items": _STR}}
+    ),
+    "ActorRequest": _object({"actor": _STR}),
 }
 
 
@@ -339,6 +398,12 @@ def _list_paths() -> dict[str, Any]:
         "/api/counts": {
             "get": _op("Number of executions by status", {"200": _json("counts", "Counts")})
         },
+        "/api/queues": {
+            "get": _op(
+                "Queues (zart.Queue): depth, running executions and limits",
+                {"200": _json("queues", "QueueList")},
+            )
+        },
         "/api/audit": {
             "get": _op(
                 "Audit log of admin operations, newest first",
@@ -464,6 +529,40 @@ def _write_paths() -> dict[str, Any]:
     }
 
 
+def _pause_paths() -> dict[str, Any]:
+    """Pause rules, and resuming one execution (cancelled, diverged or paused)."""
+    return {
+        "/api/pause-rules": {
+            "get": _op("The pause rules in force", {"200": _json("rules", "PauseRuleList")}),
+            "post": _op(
+                "Add a pause rule (or get the one with this scope): matching executions "
+                "stop before their next step within about a second",
+                {"200": _json("the rule", "PauseRule"), "422": _E422},
+                body=_body("PauseRequest"),
+            ),
+        },
+        "/api/pause-rules/resume": {
+            "post": _op(
+                "Remove pause rules (rule_id, an exact scope, or all): the executions "
+                "they held go back to pending",
+                {
+                    "200": _json("what was removed and released", "ResumeResult"),
+                    "404": _err("no pause rule matched"),
+                    "422": _E422,
+                },
+                body=_body("ResumeRequest"),
+            )
+        },
+        "/api/executions/{id}/resume": {
+            "post": _on_id(
+                "Continue a cancelled, diverged or paused execution where it stopped",
+                {"200": _json("back to pending", "Execution"), "409": _E409},
+                _body("ActorRequest", required=False),
+            )
+        },
+    }
+
+
 def _metrics_path() -> dict[str, Any]:
     text = {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}
     return {
@@ -500,6 +599,7 @@ def _guard_responses(path: str, method: str, op: dict[str, Any]) -> None:
 
 def _paths(metrics: bool) -> dict[str, Any]:
     paths = {**_probe_paths(), **_list_paths(), **_execution_paths(), **_write_paths()}
+    paths.update(_pause_paths())
     if metrics:
         paths.update(_metrics_path())
     for path, item in paths.items():

@@ -6,6 +6,7 @@
   claim, load the journal, checkpoint, finish, leases, wake-ups, events.
 * :class:`OpsStore` (``_operations.py``) — listing, counts, health, admin resets,
   audit, metrics and schedules for the operations tools.
+* :class:`RetentionStore` (``_retention.py``) — deleting finished executions (``zart gc``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from zart._store._records import (
     StepRecord,
     stored_json,
 )
+from zart._store._retention import RetentionStore
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -64,6 +66,7 @@ __all__ = [
     "NotFound",
     "OpsStore",
     "RaceLost",
+    "RetentionStore",
     "StepRecord",
     "open_database",
     "stored_json",

@@ -66,6 +66,14 @@ class Database:
         now: tell other processes' workers, at commit (PostgreSQL: NOTIFY; SQLite has no
         way). The store then wakes this process's own (``_wakeups.notify``)."""
 
+    def lock_queue(self, conn: Connection, queue: str) -> None:
+        """Serialize the claims of one queue (``zart.Queue``) until the end of the write
+        transaction ``conn`` is in. SQLite: its write lock (BEGIN IMMEDIATE) already does."""
+
+    def announce_work(self) -> None:
+        """Tell every worker of every other process that work may be ready (a queue slot
+        freed), in a transaction of its own (PostgreSQL: NOTIFY; SQLite has no way)."""
+
     def listen(self) -> None:
         """Start hearing other processes' :meth:`notify_work` (once; PostgreSQL)."""
 
@@ -238,13 +246,16 @@ class Database:
                 version = s.current_version(conn)
                 if version < s.LATEST_VERSION:
                     s.schema_version.create(conn, checkfirst=True)
-                for number, migrate in s.MIGRATIONS:
-                    if number > version:
-                        migrate(conn)
-                        conn.execute(
-                            insert(s.schema_version).values(version=number, applied_at=time.time())
-                        )
-                if version < s.LATEST_VERSION:
+                # Every migration not applied yet, in number order: one numbered below the
+                # latest applied (merged later than a higher one) still runs.
+                applied = s.applied_versions(conn)
+                todo = [(n, migrate) for n, migrate in s.MIGRATIONS if n not in applied]
+                for number, migrate in todo:
+                    migrate(conn)
+                    conn.execute(
+                        insert(s.schema_version).values(version=number, applied_at=time.time())
+                    )
+                if todo:
                     self._check_columns(conn)  # once, after migrating: not on every start
         except DBAPIError as exc:
             if is_disconnect(exc) or isinstance(exc, OperationalError):

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from zart._owner import owner_is_dead
+from zart._store import _queues
 from zart._store._database import Database, boundary
 from zart._store._errors import LeaseGone, OutcomeUnknownError, RaceLost
 from zart._store._group import GroupCommit
@@ -58,6 +59,10 @@ class JournalStore:
         self._version = version
         # Writes of executions running at once here share transactions (see _group.py).
         self.group = GroupCommit(db)
+        # Queues (zart.Queue) this process stored the definition of; those with limits as
+        # of the last claim (a finish there wakes other workers).
+        self._queues: dict[str, _queues.QueueLimits] = {}
+        self._limited: frozenset[str] = frozenset()
 
     @property
     def version(self) -> str | None:
@@ -68,12 +73,20 @@ class JournalStore:
 
     @boundary
     def create_execution(
-        self, execution_id: str, durable_name: str, input_json: str, parent_id: str | None = None
+        self,
+        execution_id: str,
+        durable_name: str,
+        input_json: str,
+        parent_id: str | None = None,
+        options: _queues.SubmitOptions | None = None,
     ) -> tuple[ExecutionRecord, bool]:
         """Insert a pending execution unless one with this id exists; return it and created?
+        ``options``: queue, priority, delay, dedup and debounce keys (``_queues``).
 
         Safe to repeat: an attempt whose commit went through is found as "exists".
         """
+        if options is not None:
+            return self._create_queued(execution_id, durable_name, input_json, options)
         now = time.time()
         with self.db.tx() as conn:
             existing = conn.execute(by_id(execution_id)).first()
@@ -95,6 +108,44 @@ class JournalStore:
         if parent_id is None:
             notify(durable_name)  # this process's workers (after the commit)
         return rec, True
+
+    def _create_queued(
+        self, execution_id: str, durable_name: str, input_json: str, options: _queues.SubmitOptions
+    ) -> tuple[ExecutionRecord, bool]:
+        for attempt in range(5):
+            try:
+                with self.db.tx() as conn:
+                    rec, created = _queues.create(
+                        conn, execution_id, durable_name, input_json, options, self.version
+                    )
+                    if created:  # a delayed one too: workers learn when it is due
+                        self.db.notify_work(conn, durable_name)
+            except IntegrityError:
+                if attempt == 4:
+                    raise
+                continue  # a concurrent submit took the id or the key: look again
+            if created:
+                notify(durable_name)
+            return rec, created
+        raise AssertionError("unreachable")
+
+    def define_queue(self, queue: _queues.QueueLimits, *, replace: bool = False) -> None:
+        """Store a queue's definition (once per process and definition); ``replace``:
+        this process defines it (a worker, a submit), not just names it."""
+        known = self._queues.get(queue.name)
+        if known == queue or (known is not None and not replace):
+            return
+        with self.db.tx() as conn:
+            if replace or conn.execute(_queues.exists(queue.name)).first() is None:
+                _queues.define(conn, queue)
+        self._queues[queue.name] = queue
+
+    def queue_slot_freed(self, queue: str) -> None:
+        """An execution of ``queue`` stopped running: if the queue has limits, wake the
+        workers of every process (one may claim what the limit held back)."""
+        if queue in self._limited:
+            self.db.announce_work()
+            notify(None)
 
     @boundary
     def get_execution(self, execution_id: str) -> ExecutionRecord | None:
@@ -195,6 +246,17 @@ class JournalStore:
     ) -> list[tuple[ExecutionRecord, str]]:
         with self.db.tx() as conn:
             now = self.db.db_now(conn)
+
+            def take(rec: ExecutionRecord) -> tuple[ExecutionRecord, str]:
+                return self._take(conn, rec, (t := mint()), now, lease_seconds), t
+
+            # Queues with limits first (each within them), then the rest.
+            managed = _queues.load_managed(conn)
+            self._limited = frozenset(n for n, q in managed.items() if q.limited)
+            queued = _queues.claim_queued(
+                self.db, conn, managed, names, limit, now, only_version, take
+            )
+            limit -= len(queued)
             query = (
                 select(E)
                 .where(E.c.durable_name.in_(names), runnable(now))
@@ -202,13 +264,15 @@ class JournalStore:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
+            if managed:
+                query = query.where(_queues.unmanaged(managed))
             if only_version is not None:
                 query = query.where(E.c.version == only_version)
-            rows = [ExecutionRecord.from_row(r) for r in conn.execute(query)]
+            rows = [ExecutionRecord.from_row(r) for r in conn.execute(query)] if limit else []
             if len(rows) < limit:
                 orphans = self._orphans(conn, names, now, limit - len(rows), {r.id for r in rows})
                 rows += [o for o in orphans if only_version in (None, o.version)]
-            return [(self._take(conn, rec, (t := mint()), now, lease_seconds), t) for rec in rows]
+            return queued + [take(rec) for rec in rows]
 
     @staticmethod
     def _orphans(
@@ -256,7 +320,13 @@ class JournalStore:
         when it is due already. One query: an idle worker sleeps until then."""
         if not durable_names:
             return None
-        parked = E.c.status.in_((SLEEPING, WAITING))
+        parked = or_(
+            E.c.status.in_((SLEEPING, WAITING)),
+            # Delayed (or debounced) submits; one due this last second too (it may have
+            # become due since the claim), not older ones: those are held by a queue's
+            # limit, and a slot freeing wakes the workers.
+            and_(E.c.status == PENDING, E.c.wake_at > self.db.now_sql() - 1.0),
+        )
         query = select(
             func.min(case((parked, E.c.wake_at))),
             func.min(case((E.c.status == RUNNING, E.c.lease_expires_at))),
@@ -266,7 +336,9 @@ class JournalStore:
             query = query.where(E.c.version == only_version)
         with self.db.tx(write=False) as conn:
             wake_at, expires, now = conn.execute(query).one()
-        times = [float(t) for t in (wake_at, expires) if t is not None]
+            # Rate-limited queues: when the next slot opens (the limit ends the claim).
+            rated = _queues.rate_due(conn, _queues.load_managed(conn), list(durable_names), now)
+        times = [float(t) for t in (wake_at, expires, rated) if t is not None]
         return min(times) - float(now) if times else None
 
     def renew_leases(self, tokens: Iterable[str], lease_seconds: float) -> set[str]:

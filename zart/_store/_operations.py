@@ -16,6 +16,7 @@ from zart._store import _schema as s
 from zart._store._database import Database, boundary
 from zart._store._journal import JournalStore
 from zart._store._queries import E, S, by_id, lock_execution, runnable, update_descendants
+from zart._store._queues import queue_stats
 from zart._store._records import (
     ACTIVE_STATUSES,
     CANCELLED,
@@ -168,6 +169,12 @@ class OpsStore:
     # ------------------------------------------------------------------ metrics
 
     @boundary
+    def queue_stats(self) -> list[dict[str, Any]]:
+        """Per queue (zart.Queue): pending, running and its limits (``_queues``)."""
+        with self.db.tx(write=False) as conn:
+            return queue_stats(conn)
+
+    @boundary
     def metrics_snapshot(self, buckets: Sequence[float]) -> dict[str, Any]:
         """Aggregates for the Prometheus endpoint, each one query, computed in the database."""
         with self.db.tx(write=False) as conn:
@@ -202,7 +209,7 @@ class OpsStore:
         definition from many processes leaves one row and its next run time as is.
         """
         now = time.time()
-        keys = ("durable_name", "cron", "timezone", "every_seconds", "input", "overlap")
+        keys = ("durable_name", "cron", "timezone", "every_seconds", "input", "overlap", "backfill")
         for _ in range(3):
             with self.db.tx() as conn:
                 row = conn.execute(

@@ -60,6 +60,7 @@ T = TypeVar("T")
 MIGRATION_LOCK_KEY = 0x7A617274
 
 _NOTIFY_WORK = text(f"SELECT pg_notify('{CHANNEL}', :name)")
+_QUEUE_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
 _LISTEN_LOCK = threading.Lock()
 
 # SQLSTATEs worth retrying: the statement did not take effect (or the session is gone)
@@ -172,6 +173,15 @@ class PostgresDatabase(Database):
         # Delivered at commit (never on a rollback) to every LISTEN zart_work session:
         # the listeners of the worker processes.
         conn.execute(_NOTIFY_WORK, {"name": durable_name})
+
+    def lock_queue(self, conn: Connection, queue: str) -> None:
+        # Held until the claim's transaction ends: one claimer of a queue at a time, so
+        # its counts (running, started in the rate window) cannot be raced.
+        conn.execute(_QUEUE_LOCK, {"key": f"zart_queue:{queue}"})
+
+    def announce_work(self) -> None:
+        with self.tx() as conn:
+            conn.execute(_NOTIFY_WORK, {"name": ""})  # "": every durable's workers
 
     def listen(self) -> None:
         with _LISTEN_LOCK:

@@ -48,7 +48,8 @@ def runnable(now: Any) -> Any:
     """SQL: executions a worker may claim at database time ``now`` (not counting
     running ones whose owner died on this host: see :func:`is_claimable`)."""
     return or_(
-        E.c.status == PENDING,
+        # A pending execution's wake_at: a submit's delay or debounce (zart.Queue).
+        and_(E.c.status == PENDING, or_(E.c.wake_at.is_(None), E.c.wake_at <= now)),
         and_(E.c.status.in_((SLEEPING, WAITING)), E.c.wake_at <= now),
         and_(E.c.status == RUNNING, E.c.lease_expires_at < now),
     )
@@ -58,7 +59,7 @@ def is_claimable(rec: ExecutionRecord, now: float) -> bool:
     """:func:`runnable` for one record already read, plus a running execution whose
     owner process is gone from this host (no need to wait for its lease to expire)."""
     if rec.status == PENDING:
-        return True
+        return rec.wake_at is None or rec.wake_at <= now
     if rec.status in (SLEEPING, WAITING):
         return rec.wake_at is not None and rec.wake_at <= now
     if rec.status == RUNNING:

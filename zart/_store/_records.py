@@ -18,10 +18,15 @@ CANCELLED = "cancelled"
 # unvisited: stopped before running it. Neither active nor terminal: no worker claims
 # it; ``Zart.resume`` puts it back to pending once compatible code is deployed.
 DIVERGED = "diverged"
+# Held by a pause rule before its next step (``paused_by``): not claimable until the
+# rule is removed (``zart resume``), which puts it back to pending.
+PAUSED = "paused"
 
-ACTIVE_STATUSES = frozenset({PENDING, RUNNING, SLEEPING, WAITING})
+ACTIVE_STATUSES = frozenset({PENDING, RUNNING, SLEEPING, WAITING, PAUSED})
 TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
-ALL_STATUSES = (PENDING, RUNNING, SLEEPING, WAITING, COMPLETED, FAILED, CANCELLED, DIVERGED)
+ALL_STATUSES = (
+    PENDING, RUNNING, SLEEPING, WAITING, COMPLETED, FAILED, CANCELLED, DIVERGED, PAUSED,
+)  # fmt: skip
 
 # Step statuses.
 STEP_COMPLETED = "completed"
@@ -49,6 +54,11 @@ class ExecutionRecord:
     finished_at: float | None
     version: str | None
     ran_versions: str | None
+    paused_by: int | None = None  # the pause rule holding it (status paused)
+    # zart.Queue (flow control): its queue, priority (higher first) and partition key.
+    queue: str | None = None
+    priority: int | None = None
+    partition_key: str | None = None
     # Not a column: set by a claim that took the execution over from a lost owner.
     recovered: bool = False
 

@@ -55,6 +55,13 @@ executions = Table(
     Column("updated_at", Double, nullable=False),
     Column("started_at", Double),
     Column("finished_at", Double),
+    # Version 6 (flow control, zart.Queue): the queue, the priority within it (higher
+    # first) and the partition key its limits apply to.
+    Column("queue", String(255)),
+    Column("priority", Integer),
+    Column("partition_key", String(255)),
+    # Version 7: the pause rule (zart_pause_rules.id) holding a paused execution.
+    Column("paused_by", Integer),
     Index("zart_executions_status_idx", "status", "wake_at"),
     Index("zart_executions_name_idx", "durable_name", "status"),
 )
@@ -131,6 +138,9 @@ schedules = Table(
     # skip: no new occurrence while the previous one is still active | always
     Column("overlap", String(16), nullable=False, default="skip"),
     Column("next_run_at", Double, nullable=False),
+    # Version 8: how many missed occurrences to create one by one after the scheduler
+    # was down (0: they collapse into one late run).
+    Column("backfill", Integer, nullable=False, default=0, server_default="0"),
     Column("last_run_at", Double),
     Column("last_execution_id", String(255)),
     Column("created_at", Double, nullable=False),
@@ -174,6 +184,96 @@ def _v5(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE zart_executions ADD COLUMN {name} {kind}"))
 
 
+# Version 6: queues with concurrency and rate limits (zart.Queue, _store/_queues.py).
+# The limits of each queue, written by the processes that define it.
+queues = Table(
+    "zart_queues",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("concurrency", Integer),
+    Column("worker_concurrency", Integer),
+    Column("rate_count", Integer),
+    Column("rate_per", Double),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("partitioned", Integer, nullable=False, default=0),
+    Column("updated_at", Double, nullable=False),
+)
+
+# Version 6 also: dedup and debounce keys. One row per (kind, durable, key): the primary
+# key makes two concurrent submits with one key create one execution.
+dedup = Table(
+    "zart_dedup",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # dedup | debounce
+    Column("scope", String(255), primary_key=True),  # the durable function's name
+    Column("key", String(512), primary_key=True),
+    Column("execution_id", String(255), nullable=False),
+    # dedup: seconds the key stays reserved after its execution finished
+    Column("ttl", Double),
+    Column("created_at", Double, nullable=False),
+)
+
+QUEUE_INDEXES = (
+    Index("zart_executions_queue_idx", executions.c.queue, executions.c.status),
+    Index("zart_executions_queue_started_idx", executions.c.queue, executions.c.started_at),
+)
+
+
+def _v6(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("zart_executions")}
+    added = (("queue", "VARCHAR(255)"), ("priority", "INTEGER"), ("partition_key", "VARCHAR(255)"))
+    for name, kind in added:
+        if name not in columns:
+            conn.execute(text(f"ALTER TABLE zart_executions ADD COLUMN {name} {kind}"))
+    for table in (queues, dedup):
+        table.create(conn, checkfirst=True)
+    for index in QUEUE_INDEXES:
+        index.create(conn, checkfirst=True)
+
+
+# Version 8: retention (zart gc) walks execution trees by parent: a partial index holds
+# only child executions, so it costs top-level ones nothing. And schedules.backfill.
+PARENT_INDEX = Index(
+    "zart_executions_parent_idx",
+    executions.c.parent_id,
+    postgresql_where=executions.c.parent_id.is_not(None),
+    sqlite_where=executions.c.parent_id.is_not(None),
+)
+
+
+def _v8(conn: Connection) -> None:
+    PARENT_INDEX.create(conn, checkfirst=True)
+    columns = {c["name"] for c in inspect(conn).get_columns("zart_schedules")}
+    if "backfill" not in columns:
+        conn.execute(
+            text("ALTER TABLE zart_schedules ADD COLUMN backfill INTEGER NOT NULL DEFAULT 0")
+        )
+
+
+# Version 7: pause rules (zart pause / resume). A rule holds every execution it
+# matches (all of its set scopes: one execution, a durable, a step-name glob) before
+# its next new step; the engine caches them per process (zart._store._pauses).
+pause_rules = Table(
+    "zart_pause_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", String(255)),
+    Column("durable_name", String(255)),
+    Column("step_pattern", String(512)),
+    Column("reason", Text),
+    Column("actor", String(255), nullable=False),
+    Column("created_at", Double, nullable=False),
+    sqlite_autoincrement=True,  # a removed rule's id is never reused
+)
+
+
+def _v7(conn: Connection) -> None:
+    pause_rules.create(conn, checkfirst=True)
+    columns = {c["name"] for c in inspect(conn).get_columns("zart_executions")}
+    if "paused_by" not in columns:
+        conn.execute(text("ALTER TABLE zart_executions ADD COLUMN paused_by INTEGER"))
+
+
 # Append-only: a released version's migration is never edited, a new one is added.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
@@ -181,8 +281,11 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (3, _v3),
     (4, _v4),
     (5, _v5),
+    (6, _v6),
+    (7, _v7),
+    (8, _v8),
 ]
-LATEST_VERSION = MIGRATIONS[-1][0]
+LATEST_VERSION = max(number for number, _ in MIGRATIONS)
 
 
 def current_version(conn: Connection) -> int:
@@ -192,6 +295,13 @@ def current_version(conn: Connection) -> int:
     found = conn.execute(select(schema_version.c.version).order_by(schema_version.c.version.desc()))
     row = found.first()
     return int(row[0]) if row else 0
+
+
+def applied_versions(conn: Connection) -> set[int]:
+    """The numbers of the migrations applied to this database (empty without a schema)."""
+    if not inspect(conn).has_table(schema_version.name):
+        return set()
+    return {int(v) for v in conn.execute(select(schema_version.c.version)).scalars()}
 
 
 def foreign_tables(conn: Connection) -> list[str]:

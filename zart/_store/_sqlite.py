@@ -71,6 +71,11 @@ class SQLiteDatabase(Database):
             # We issue BEGIN ourselves (below); the driver must not.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
+            if cur.execute("PRAGMA page_count").fetchone()[0] == 0:
+                # A new file: pages freed by `zart gc` can be handed back to the file
+                # system with `PRAGMA incremental_vacuum` (settable only before any
+                # table exists). See docs/operations.md, "Retention".
+                cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")

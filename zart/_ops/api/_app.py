@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from zart import Zart
-from zart._ops.api import _admin, _executions, _system
+from zart._ops.api import _admin, _executions, _pauses, _queues, _system
 from zart._ops.api._guard import Guard
 from zart._ops.api._http import ApiError, Handler, endpoint, http_error
 from zart._ops.api._routing import Target, parse_target, raw_rest
@@ -37,7 +37,11 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("/openapi.json", "GET", _system.openapi),
     ("/api/durables", "GET", _executions.durables),
     ("/api/counts", "GET", _executions.counts),
+    ("/api/queues", "GET", _queues.queues),
     ("/api/audit", "GET", _admin.audit),
+    ("/api/pause-rules", "GET", _pauses.list_rules),
+    ("/api/pause-rules", "POST", _pauses.add_rule),
+    ("/api/pause-rules/resume", "POST", _pauses.resume_rules),
     ("/api/executions", "GET", _executions.list_executions),
     ("/api/executions", "POST", _executions.start_execution),
     ("/", "GET", _system.StaticFile("index.html")),
@@ -62,6 +66,7 @@ EXECUTION_ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "retry-step"): _admin.retry_step,
     ("POST", "restart"): _admin.restart,
     ("POST", "rerun-from"): _admin.rerun_from,
+    ("POST", "resume"): _pauses.resume_execution,
 }
 METRICS_ROUTE: tuple[str, str, Handler] = ("/metrics", "GET", _system.metrics)
 

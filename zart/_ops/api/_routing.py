@@ -21,7 +21,7 @@ PREFIX = "/api/executions/"
 
 # The actions on one execution, by method.
 GET_ACTIONS = ("steps", "wait", "audit", "overview", "input", "result", "timeline")
-POST_ACTIONS = ("cancel", "events", "retry-step", "restart", "rerun-from")
+POST_ACTIONS = ("cancel", "events", "retry-step", "restart", "rerun-from", "resume")
 ACTIONS = frozenset(GET_ACTIONS + POST_ACTIONS)
 
 

@@ -5,7 +5,7 @@
 const POLL_MS = 1500;
 const PAGE = 50;
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
-const STATUSES = ["pending", "running", "sleeping", "waiting", "completed", "failed", "cancelled"];
+const STATUSES = ["pending", "running", "sleeping", "waiting", "paused", "completed", "failed", "cancelled"];
 const state = { offset: 0, timer: null, total: null, detailId: null, timeline: null, timelineAt: 0, timelineMs: 0 };
 const { Timeline, fmtMs } = window.ZartTimeline;
 
@@ -130,7 +130,7 @@ function listRow(e) {
     el("td", { class: "num" }, e.attempts),
     el("td", {}, fmtTime(e.created_at)),
     el("td", { class: "num" }, fmtDuration(elapsed(e))),
-    el("td", { class: "error", title: e.error || "" }, e.error || "")
+    el("td", { class: "error", title: e.error || "" }, e.error || (e.paused_by ? "held by pause rule " + e.paused_by : ""))
   );
 }
 
@@ -175,6 +175,7 @@ function facts(exec) {
   if (exec.version) list.push(["version", exec.version]);
   if (exec.ran_versions && exec.ran_versions.length > 1) list.push(["ran under", exec.ran_versions.join(" → ")]);
   if (exec.wake_at) list.push(["wakes", fmtTime(exec.wake_at)]);
+  if (exec.paused_by) list.push(["paused by", "pause rule " + exec.paused_by + " (zart resume --rule " + exec.paused_by + ")"]);
   if (exec.parent_id) list.push(["parent", exec.parent_id]);
   return el("dl", { class: "facts" },
     ...list.flatMap(([k, v]) => [el("dt", {}, k), el("dd", k === "duration" ? { id: "facts-duration" } : {}, v)]));
@@ -343,6 +344,20 @@ function route() {
   return { id: match ? decodeURIComponent(match[1]) : null, params: new URLSearchParams(query || "") };
 }
 
+// Queues (zart.Queue): depth, running and limits; hidden while there are none.
+async function renderQueues() {
+  const data = await api("/api/queues");
+  const limit = (v) => (v === null ? "-" : String(v));
+  $("#queues").hidden = data.items.length === 0;
+  $("#queue-table tbody").replaceChildren(
+    ...data.items.map((q) =>
+      el("tr", {},
+        el("td", {}, q.name), el("td", {}, String(q.pending)), el("td", {}, String(q.running)),
+        el("td", {}, limit(q.concurrency)), el("td", {}, limit(q.worker_concurrency)),
+        el("td", {}, q.rate_limit ? `${q.rate_limit.count} / ${q.rate_limit.per}s` : "-")))
+  );
+}
+
 async function refresh() {
   clearTimeout(state.timer);
   const { id, params } = route();
@@ -353,7 +368,7 @@ async function refresh() {
   try {
     const counted = renderCounts();
     counted.catch(() => {}); // awaited below; no "unhandled rejection" meanwhile
-    if (id === null) await renderList(params, counted);
+    if (id === null) await Promise.all([renderList(params, counted), renderQueues()]);
     else pollAgain = !(await renderDetail(id));
     await counted;
     $("#problem").hidden = true;
