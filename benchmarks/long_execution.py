@@ -9,8 +9,9 @@ Per backend (an SQLite file in a temp dir, WAL, ``synchronous=NORMAL`` unless
 ``--synchronous FULL``; PostgreSQL too with ``--pg-url``, in databases the script
 creates and drops):
 
-* **first run.** A child process runs one execution of N steps, each returning a
-  ``dict[str, str]`` of about ``--output-bytes`` bytes of JSON. The body notes
+* **first run.** A child process runs, after an uncounted warm-up execution of one
+  window, one execution of N steps, each returning a ``dict[str, str]`` of about
+  ``--output-bytes`` bytes of JSON. The body notes
   ``time.perf_counter()`` after each step of the first and the last ``--window`` steps
   (measurement only, not journaled). After its last step the execution parks
   (``zart.wait_for_event``: waiting, lease given up) and the same process runs a fresh
@@ -18,7 +19,8 @@ creates and drops):
   the last 1,000, and of the fresh execution's 1,000; late/early (target <= 1.2) and
   late/fresh (the same moment and database size: the growth due to the execution's own
   length, with the machine's drift taken out). The same for a bare loop (the same fenced
-  upsert per step on a plain driver connection, no zart code), run just before.
+  upsert per step on a plain driver connection, no zart code, warmed up alike), run
+  just before.
 * **resume.** Fresh processes take the execution over (its event sent) and replay its
   N recorded steps: one under ``tracemalloc`` (peak Python heap, and the largest live
   allocations when the replay leaves the loop, where it SIGKILLs itself: the execution
@@ -289,13 +291,21 @@ def child_first(app: zart.Zart, args: argparse.Namespace, eid: str, n: int) -> N
 
     async def main() -> None:
         global _ON_LOOP_END
-        plan(n, args.window)
         _ON_LOOP_END = None
+        window = min(args.window, n // 2)
+        # Warm-up, uncounted: first connections, codecs built on first use, and the WAL
+        # grown to its steady size (appending to a new WAL costs more than rewriting
+        # it), all of which would otherwise land in the first window only.
+        plan(window, window)
+        warmup = await app.start(
+            long_execution, window, args.output_bytes, False, execution_id=f"{eid}-warmup"
+        )
+        await warmup.result()
+        plan(n, args.window)
         started = time.perf_counter()
         _handle = await app.start(long_execution, n, args.output_bytes, True, execution_id=eid)
         await _parked(app, eid)
         report = {"long": {**_run_record(n), "wall": _MARKS["loop_end"] - started}}
-        window = min(args.window, n // 2)
         plan(window, window)
         fresh = await app.start(long_execution, window, args.output_bytes, False,
                                 execution_id=f"{eid}-fresh")  # fmt: skip
@@ -639,6 +649,7 @@ def measure_first(
     n, w = args.steps, min(args.window, args.steps // 2)
     bare = BareLoop(bare_url, args.synchronous)
     try:
+        bare.run("warmup", w, args.output_bytes, w)  # uncounted, as zart's (see child_first)
         bare_runs = (
             bare.run("bare", n, args.output_bytes, w),
             bare.run("fresh", w, args.output_bytes, w),

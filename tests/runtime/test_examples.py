@@ -58,6 +58,9 @@ EXPECTED: dict[str, str] = {
         "result: ['a-1: R-a-1, 1250 cents', 'a-2: R-a-2, 990 cents', 'a-3: R-a-3, 4100 cents']"
     ),
     "flow_control_retention": "result: size=10 would=0 deleted=0",
+    "flow_control_queues": (
+        "result: first=reset:ana, doc-7 v3, sent 'reminder' to cy@example.com, reports=2"
+    ),
     "flow_control_schedule": "result: ops-digest 0 8 * * MON-FRI 5 runs ahead, tickets=2",
 }
 

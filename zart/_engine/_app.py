@@ -225,7 +225,7 @@ class Zart:
         :class:`ExecutionConflictError`. ``handle.created`` tells which case it was.
         Usable from plain and async code alike (it does not wait).
 
-        Flow control (docs/_flow_queues.md; these names are reserved, like
+        Flow control (docs/flow-control.md; these names are reserved, like
         ``execution_id``: they are never passed to the durable function):
         ``queue`` (a :class:`zart.Queue` or its name: its limits apply to the claims of
         every worker), ``priority`` (higher first, queues with ``priority=True``),

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from zart._owner import current_owner
 from zart._store import _schema as s
@@ -347,11 +348,25 @@ def _hold_key(
     """Point the key at ``execution_id``; a new key is an INSERT, which fails with
     IntegrityError when another submit inserted it first."""
     values = dict(execution_id=execution_id, ttl=ttl, created_at=now)
-    if _key_row(conn, kind, scope, key) is None:
+    row = _key_row(conn, kind, scope, key)
+    if row is None:
         conn.execute(insert(D).values(kind=kind, scope=scope, key=key, **values))
         return
+    if _still_held(conn, kind, scope, key, row, now):
+        # A concurrent submit took the key after this one looked (PostgreSQL, READ
+        # COMMITTED): taking it over would run both. Roll back; the retry finds it.
+        raise IntegrityError("zart_dedup", None, Exception(f"{kind} key {key!r} taken"))
     where = and_(D.c.kind == kind, D.c.scope == scope, D.c.key == key)
     conn.execute(update(D).where(where).values(**values))
+
+
+def _still_held(conn: Connection, kind: str, scope: str, key: str, row: Any, now: float) -> bool:
+    """Does the key's row (locked) still point at an execution that owns it: a live
+    dedup holder, or a debounced execution that has not started?"""
+    if kind == "dedup":
+        return _dedup_holder(conn, scope, key, now) is not None
+    found = conn.execute(by_id(row.execution_id)).first()
+    return found is not None and found.status == PENDING and found.started_at is None
 
 
 def _dedup_holder(
