@@ -281,7 +281,12 @@ def install_crash_plan(app: zart.Zart, spec: str | None) -> None:
 # ---------------------------------------------------------------------------- the app
 
 
-@step("step-{index}")
+# Every kill of a run counts as an attempt of the step it was in (or about to start):
+# tests that kill runs at random moments raise the limit (CRASH_MAX_ATTEMPTS).
+@step(
+    "step-{index}",
+    retry=zart.RetryPolicy(max_attempts=int(os.environ.get("CRASH_MAX_ATTEMPTS", "3"))),
+)
 async def part_step(tag: str, index: int, seed: int, delay: float) -> Part:
     name = f"step-{index}"
     maybe_die("before-effect", name)

@@ -173,7 +173,9 @@ def test_killed_at_random_moments_until_done(
     eid = "random-kills"
     rng = random.Random(20261125)
     log = tmp_path / "effects.log"
-    env = {**child_env, "CRASH_LOG": str(log), "LEASE_SECONDS": LEASE}
+    # On a loaded machine several kills can land in one step before its body starts
+    # (each counts as an attempt): this test is about what kills leave, not the limit.
+    env = {**child_env, "CRASH_LOG": str(log), "LEASE_SECONDS": LEASE, "CRASH_MAX_ATTEMPTS": "50"}
 
     # One entry per run: (log lines before, completed before, log lines after,
     # completed after, killed?).
@@ -225,7 +227,7 @@ def test_killed_at_random_moments_until_done(
 
     # Every step ran once, plus once more per kill that hit it between side effect and commit.
     counts = Counter(name for _, name in log_lines)
-    assert counts == {name: 1 + in_flight[name] for name in step_names(n)}
+    assert counts == {name: 1 + in_flight[name] for name in step_names(n)}, rounds
     assert app.result(eid) == reference_result(tmp_path, eid, n, seed=SEED)
     # Attempts: 1, plus the takeovers that found the step where a killed run died in it.
     final = final_state(app, eid)
