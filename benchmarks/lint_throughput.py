@@ -36,6 +36,10 @@ corpus on sys.path.
 
 from __future__ import annotations
 
+# isort: off
+import _benchpath  # noqa: F401  (first: keeps concurrent.py from shadowing the stdlib)
+# isort: on
+
 import argparse
 import os
 import random

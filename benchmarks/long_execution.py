@@ -91,6 +91,8 @@ import zart
 from zart import durable, step
 
 FLAT_TARGET = 1.2
+# Warn when the bare loop's windows differ more than this (the machine is busy).
+NOISY_SPREAD = 1.5
 CHILD_TIMEOUT = 3600.0
 # The JSON of a step's result without its payload: {"index":"…","status":"done",…}.
 RESULT_OVERHEAD = 62
@@ -498,10 +500,10 @@ def tenths_us(record: dict[str, Any]) -> list[float]:
 
 def print_flatness(
     runs: dict[str, tuple[dict[str, Any], dict[str, Any] | None]], window: int
-) -> dict[str, list[float]]:
+) -> dict[str, dict[str, float]]:
     """Per run (its record, and a fresh execution's timed right after it, if any): the
-    first window, the last one, the fresh execution's first; side by side. Returns
-    [late/early, late/fresh] of the mean time per step, per run."""
+    first window, the last one, the fresh execution's first; side by side. Returns, per
+    run, late/early, late/fresh and last/first tenth of the mean time per step."""
     n = next(iter(runs.values()))[0]["n"]
     w = min(window, n // 2)
     windows: dict[str, list[tuple[float, float, float]]] = {}
@@ -509,26 +511,30 @@ def print_flatness(
         windows[name] = [window_us(record, 0, w), window_us(record, n - w, n)]
         if fresh is not None:
             windows[name].append(window_us(fresh, 0, fresh["n"]))
+    rows = len(next(iter(windows.values())))
     labels = [f"steps 1-{w:,}", f"steps {n - w + 1:,}-{n:,}", f"fresh execution, 1-{w:,}"]
     cells = "".join(f" {f'{name} us':>12} {'median':>7} {'cpu us':>7}" for name in runs)
     print(f"  {'':<26}{cells}")
-    for row, label in enumerate(labels[: len(next(iter(windows.values())))]):
+    for row, label in enumerate(labels[:rows]):
         cells = "".join(f" {w[row][0]:>12.1f} {w[row][1]:>7.1f} {w[row][2]:>7.1f}"
                         for w in windows.values())  # fmt: skip
         print(f"  {label:<26}{cells}")
-    ratios: dict[str, list[float]] = {}
-    for row, label in ((0, "late/early"), (2, "late/fresh")):
-        if len(next(iter(windows.values()))) <= row:
-            continue
+    ratios: dict[str, dict[str, float]] = {name: {} for name in runs}
+    for row, label in ((0, "late/early"), (2, "late/fresh"))[: rows - 1]:
         per_run = {name: [b / a if a else float("nan") for a, b in zip(w[row], w[1], strict=True)]
                    for name, w in windows.items()}  # fmt: skip
         cells = "".join(f" {r[0]:>12.2f} {r[1]:>7.2f} {r[2]:>7.2f}" for r in per_run.values())
         print(f"  {label:<26}{cells}")
         for name, r in per_run.items():
-            ratios.setdefault(name, []).append(r[0])
+            ratios[name][label] = r[0]
     for name, (record, _) in runs.items():
-        tenths = " ".join(f"{v:.1f}" for v in tenths_us(record))
-        print(f"  {name}: us/step in each tenth of the run: {tenths}")
+        tenths = tenths_us(record)
+        # 10 % of the run each: steadier than 1,000-step windows on a busy machine.
+        ratios[name]["tenths"] = tenths[-1] / tenths[0]
+        print(
+            f"  {name}: us/step in each tenth of the run: {' '.join(f'{v:.1f}' for v in tenths)}"
+            f" (last/first {ratios[name]['tenths']:.2f})"
+        )
     return ratios
 
 
@@ -673,9 +679,17 @@ def measure_first(
         "its own database"
     )
     zart_r, bare_r = ratios["zart"], ratios["bare"]
+    spread = max(max(bare_r.values()), 1 / min(bare_r.values()))
+    if spread > NOISY_SPREAD:
+        print(
+            f"  warning: noisy machine: the bare loop's windows differ up to {spread:.1f}x; "
+            "the tenths are steadier, or rerun when the machine is quiet"
+        )
     return [
-        f"{label}: late/early = {zart_r[0]:.2f} (target <= {FLAT_TARGET:.2f}), late/fresh = "
-        f"{zart_r[1]:.2f}; the bare loop: late/early {bare_r[0]:.2f}, late/fresh {bare_r[1]:.2f}"
+        f"{label}: late/early = {zart_r['late/early']:.2f} (target <= {FLAT_TARGET:.2f}), "
+        f"late/fresh = {zart_r['late/fresh']:.2f}, last/first tenth = {zart_r['tenths']:.2f}; "
+        f"the bare loop: {bare_r['late/early']:.2f}, {bare_r['late/fresh']:.2f}, "
+        f"{bare_r['tenths']:.2f}"
     ]
 
 
@@ -706,7 +720,7 @@ def measure_resumes(
     print_resumes(resumes)
     print(f"\n[{label}] replay of the recorded steps (the resume that completed it)")
     replayed = print_flatness({"replay": (resumes[n]["final"], None)}, args.window)
-    replay_ratio = replayed["replay"][0]
+    replay_ratio = replayed["replay"]["late/early"]
     print_allocations(resumes[n]["traced"]["top"], n)
     final = resumes[n]["final"]
     return [

@@ -28,6 +28,10 @@ errors). Target: zart at 50 % or more of the bare loop's steps/s.
 
 from __future__ import annotations
 
+# isort: off
+import _benchpath  # noqa: F401  (first: keeps concurrent.py from shadowing the stdlib)
+# isort: on
+
 import argparse
 import asyncio
 import contextlib

@@ -25,6 +25,10 @@ script reports; it never fails on a missed target (exit status 0 unless somethin
 
 from __future__ import annotations
 
+# isort: off
+import _benchpath  # noqa: F401  (first: keeps concurrent.py from shadowing the stdlib)
+# isort: on
+
 import argparse
 import asyncio
 import contextlib

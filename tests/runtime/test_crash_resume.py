@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import zart
+from zart._owner import current_owner
 
 from crash_app import (
     Child,
@@ -292,3 +293,21 @@ def test_workers_until_idle_finish_everything_killed_processes_left(
         interrupted = None if point == "claim" else first_unsettled(committed, N)
         assert final_state(app, eid) == expected_final_state(N, interrupted), eid
         assert app.status(eid).attempts == (1 if point == "claim" else 2)
+
+
+def test_a_dead_owners_execution_is_claimed_before_a_pending_backlog(
+    child_env: dict[str, str], app: zart.Zart, tmp_path: Path
+) -> None:
+    """After a crash, the executions the dead process held are the oldest work: a worker
+    with a backlog of pending executions takes them over at once (owner dead on this
+    host) instead of leaving them until their lease expires behind the backlog."""
+    env = {**child_env, "CRASH_LOG": str(tmp_path / "effects.log"), "LEASE_SECONDS": "600"}
+    for i in range(5):  # the backlog, older than the orphan
+        assert spawn(env, [*run_args(f"backlog-{i}", N), "--submit-only"], tmp_path).wait() == 0
+    crashed = crash_child(env, tmp_path, "orphan", "after-commit:step-1")
+    crashed.wait()
+    assert_killed_at(crashed, "after-commit:step-1")
+    journal = app._journal
+    claimed = journal.claim_runnable(current_owner().new_token, ["crash-test-loop"], 1, 30.0)
+    assert [rec.id for rec, _ in claimed] == ["orphan"]
+    assert claimed[0][0].recoveries == 1

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from zart._owner import owner_is_dead
+from zart._owner import current_owner, owner_is_dead
 from zart._store import _queues
 from zart._store._database import Database, boundary
 from zart._store._errors import LeaseGone, OutcomeUnknownError, RaceLost
@@ -268,31 +268,43 @@ class JournalStore:
                 query = query.where(_queues.unmanaged(managed))
             if only_version is not None:
                 query = query.where(E.c.version == only_version)
-            rows = [ExecutionRecord.from_row(r) for r in conn.execute(query)] if limit else []
-            if len(rows) < limit:
-                orphans = self._orphans(conn, names, now, limit - len(rows), {r.id for r in rows})
-                rows += [o for o in orphans if only_version in (None, o.version)]
+            # Executions whose owner died on this host first: they are the oldest work,
+            # and behind a backlog of pending ones they would otherwise wait for their
+            # lease to expire (a recovery storm resumes them at once this way).
+            unmanaged = _queues.unmanaged(managed) if managed else None
+            orphans = self._orphans(conn, names, now, limit, unmanaged) if limit else []
+            rows = [o for o in orphans if only_version in (None, o.version)]
+            limit -= len(rows)
+            if limit > 0:
+                rows += [ExecutionRecord.from_row(r) for r in conn.execute(query.limit(limit))]
             return queued + [take(rec) for rec in rows]
 
     @staticmethod
     def _orphans(
-        conn: Connection, names: list[str], now: float, limit: int, seen: set[str]
+        conn: Connection, names: list[str], now: float, limit: int, where: Any = None
     ) -> list[ExecutionRecord]:
         """Running executions whose owner died on this very host: no need to wait for
         their lease to expire. Read without locking (live owners' rows must not be
         locked by every poll of every worker), then lock only the orphans, re-checking
         that their owner did not change in between."""
+        me = current_owner()
+        host, mine = f"{me.host}|", f"{me.host}|{me.pid}|{me.start}|"
         candidates = (
             select(E.c.id, E.c.lease_owner)
             .where(E.c.durable_name.in_(names), E.c.status == RUNNING, E.c.lease_expires_at >= now)
+            # Only owners on this host can be checked, and this process is alive.
+            .where(func.substr(E.c.lease_owner, 1, len(host)) == host)
+            .where(func.substr(E.c.lease_owner, 1, len(mine)) != mine)
             .order_by(E.c.created_at)
             .limit(200)
         )
+        if where is not None:
+            candidates = candidates.where(where)
         found: list[ExecutionRecord] = []
         for orphan_id, owner in conn.execute(candidates).all():
             if len(found) >= limit:
                 break
-            if orphan_id in seen or not owner_is_dead(owner):
+            if not owner_is_dead(owner):
                 continue
             row = conn.execute(
                 select(E)
