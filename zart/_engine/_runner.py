@@ -268,9 +268,10 @@ class Runner:
             return await self._fail(durable, rec.id, token, unreadable)
         strict = self.strict if durable.strict is None else durable.strict
         ctx = ExecutionContext(
-            self.journal, rec.id, token, {} if new else self.journal.load_steps(rec.id),
+            self.journal, rec.id, token, {} if new else self.journal.load_journal(rec.id),
             strict=strict, runner=self, tracing=self.tracing, recovered=rec.recovered,
             claim=rec.attempts, durable_name=durable.name, pauses=self.pauses.cache,
+            lazy_outputs=True,
         )  # fmt: skip
         self.heartbeat.track(token, ctx)
         cv = current_execution.set(ctx)

@@ -180,7 +180,13 @@ class ExecutionContext:
         claim: int = 0,
         durable_name: str = "",
         pauses: PauseCache = NO_PAUSES,
+        lazy_outputs: bool = False,
     ) -> None:
+        # The checkpoints hold no outputs of completed steps (JournalStore.load_journal):
+        # replayed steps fetch them a page at a time (output_of).
+        self.lazy_outputs = lazy_outputs
+        self._pages: dict[str, int] | None = None  # step name -> place in seq order
+        self._page_order: list[str] = []
         self.runner = runner
         self.durable_name = durable_name
         # This process's pause rules: read before each new step (see check_pause).
@@ -453,8 +459,12 @@ class ExecutionContext:
             if rec.status == STEP_FAILED:
                 raise step_error_from_record(name, rec.error)
             self.check_drift(name, rec.fingerprint, call.args, call.kwargs)
+            output = rec.output
+            if output is None and self.lazy_outputs:
+                output = self.output_of(name)
+                rec.output = None  # replayed: its result is not kept for the whole run
             try:
-                return call.step.codec.loads(rec.output or "null")
+                return call.step.codec.loads(output or "null")
             except SerializationError as exc:
                 raise SerializationError(
                     f"cannot read the stored result of step {name!r}: {exc}"
@@ -480,6 +490,30 @@ class ExecutionContext:
         for rule in self.pauses.current():
             if rule.matches(self.execution_id, self.durable_name, name, template):
                 raise Paused(rule.id, name)
+
+    def output_of(self, name: str) -> str | None:
+        """The stored output of completed step ``name`` (see ``lazy_outputs``): fetched
+        with the next ``OUTPUT_PAGE`` completed steps in call order, so a replay reads
+        its results in pages and holds one page at a time."""
+        if self._pages is None:
+            done = [
+                (rec.seq, n)
+                for n, rec in self.checkpoints.items()
+                if rec.kind == "step" and rec.status == STEP_COMPLETED and rec.output is None
+            ]
+            self._page_order = [n for _, n in sorted(done)]
+            self._pages = {n: i for i, n in enumerate(self._page_order)}
+        place = self._pages.get(name)
+        if place is None:
+            return None
+        page = self._page_order[place : place + OUTPUT_PAGE]
+        found = self.journal.load_outputs(self.execution_id, page)
+        for other in page:
+            rec = self.checkpoints.get(other)
+            if rec is not None and rec.output is None:
+                self._pages.pop(other, None)  # fetched: never asked for again
+                rec.output = found.get(other) or "null"
+        return found.get(name)
 
     def _count_interrupted(self, call: StepCall[Any], entry: Entry, attempts: int) -> int:
         """Count the attempt that died with its process (SIGKILL, OOM, power loss), so a
@@ -613,6 +647,9 @@ class ExecutionContext:
 
 
 _SETTLED = (STEP_COMPLETED, STEP_FAILED)
+
+# How many stored step results a replay fetches at once (see output_of).
+OUTPUT_PAGE = 500
 
 # How old the last proof of holding the lease may be when a step starts (seconds).
 FRESH_SECONDS = 0.002

@@ -501,6 +501,31 @@ class JournalStore:
             rows = conn.execute(select(*STEP_COLUMNS).where(S.c.execution_id == execution_id))
             return {r[1]: StepRecord(*r) for r in rows.all()}
 
+    @boundary
+    def load_journal(self, execution_id: str) -> dict[str, StepRecord]:
+        """:meth:`load_steps` for a run, without the outputs of completed steps (``None``):
+        a long execution's resume holds its journal's names and statuses, not every
+        result at once; the run fetches outputs a page at a time (:meth:`load_outputs`)
+        as its replay reaches them. Rows are streamed, never all fetched at once."""
+        lazy = and_(S.c.kind == "step", S.c.status == STEP_COMPLETED)
+        columns = [
+            case((lazy, None), else_=c).label("output") if c.name == "output" else c
+            for c in STEP_COLUMNS
+        ]
+        query = select(*columns).where(S.c.execution_id == execution_id)
+        with self.db.tx(write=False) as conn:
+            rows = conn.execute(query.execution_options(yield_per=2000))
+            return {r[1]: StepRecord(*r) for r in rows}
+
+    @boundary
+    def load_outputs(self, execution_id: str, names: list[str]) -> dict[str, str | None]:
+        """The stored outputs of some steps of one execution (a page of a replay)."""
+        query = select(S.c.step_name, S.c.output).where(
+            S.c.execution_id == execution_id, S.c.step_name.in_(names)
+        )
+        with self.db.tx(write=False) as conn:
+            return {str(name): output for name, output in conn.execute(query)}
+
     def save_step(self, token: str, record: StepRecord) -> bool:
         """Write a checkpoint if ``token`` still holds the lease; False when it does not.
 
