@@ -52,3 +52,26 @@ def test_a_resume_reads_results_in_pages_and_returns_the_same_values(app: zart.Z
     # Every stored result was read once, in pages no larger than OUTPUT_PAGE.
     assert sum(pages) == STEPS and max(pages) == OUTPUT_PAGE and len(pages) == 3
     assert handle.execution_id == eid
+
+
+def test_a_replayed_result_is_not_kept_once_returned(app: zart.Zart) -> None:
+    """After the replay passed them, the run's journal holds no step results."""
+    seen: list[int] = []
+
+    @zart.durable("long-replay-held")
+    async def held(n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += (await piece(i))["square"]
+        ctx = zart._execution._context.current_execution.get()
+        assert ctx is not None
+        results = [r for r in ctx.checkpoints.values() if r.kind == "step"]
+        seen.append(sum(1 for r in results if r.output is not None))
+        return total + await zart.wait_for_event("go")
+
+    eid = "long-replay-2"
+    app.submit(held, STEPS, execution_id=eid)
+    app.worker().run(until_idle=True)
+    app.send_event(eid, "go", 1)
+    assert app.run(held, execution_id=eid) == sum(i * i for i in range(STEPS)) + 1
+    assert seen[-1] == 0  # the replaying run: every result dropped once returned

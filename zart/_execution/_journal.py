@@ -460,8 +460,9 @@ class ExecutionContext:
                 raise step_error_from_record(name, rec.error)
             self.check_drift(name, rec.fingerprint, call.args, call.kwargs)
             output = rec.output
-            if output is None and self.lazy_outputs:
-                output = self.output_of(name)
+            if self.lazy_outputs:
+                if output is None:
+                    output = self.output_of(name)
                 rec.output = None  # replayed: its result is not kept for the whole run
             try:
                 return call.step.codec.loads(output or "null")
