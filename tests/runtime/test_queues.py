@@ -281,3 +281,29 @@ def test_flow_control_arguments_are_checked(qapp: Any) -> None:
         qapp.submit(job, "x", delay=-1)
     with pytest.raises(ValueError, match="count"):
         zart.Queue("bad", rate_limit=(0, 1.0))
+
+
+def test_depth_running_and_limits_show_in_the_cli_api_and_metrics(qapp: Any, db_url: str) -> None:
+    """What `zart queues`, /api/queues and /metrics show for a queue with waiting work."""
+    from click.testing import CliRunner
+    from starlette.testclient import TestClient
+
+    from zart._ops.api._app import create_app
+    from zart._ops.metrics import render_metrics
+    from zart.cli import main
+
+    for i in range(4):
+        qapp.submit(job, f"shown-{i}", queue=prio, priority=i)
+    listed = CliRunner().invoke(main, ["--database-url", db_url, "queues", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert '"t-prio"' in listed.output and '"pending": 4' in listed.output
+    table = CliRunner().invoke(main, ["--database-url", db_url, "queues"]).output
+    row = next(line for line in table.splitlines() if line.startswith("t-prio"))
+    assert row.split()[1:4] == ["4", "0", "1"]  # pending, running, concurrency
+    with TestClient(create_app(qapp), base_url="http://localhost") as client:
+        api = client.get("/api/queues").json()
+    found = [q for q in api["items"] if q["name"] == "t-prio"]
+    assert found and found[0]["pending"] == 4 and found[0]["concurrency"] == 1
+    metrics = render_metrics(qapp)
+    assert 'zart_queue_pending{queue="t-prio"} 4' in metrics
+    assert 'zart_queue_running{queue="t-prio"} 0' in metrics
