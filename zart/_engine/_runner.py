@@ -177,12 +177,8 @@ class Runner:
         """Run an execution :meth:`create_claimed` made (and :meth:`hold` counted), to its
         end; its result or error."""
         outcome = await self.execute(durable, rec, token, new=True, held=True)
-        if outcome.finished:
-            if outcome.error is not None:
-                raise outcome.error
+        if _ended(outcome):
             return outcome.result
-        if isinstance(outcome.error, StorageError):
-            raise outcome.error  # left resumable; the caller hears why it stopped
         return await self.drive_until_done(durable, rec.id)  # it sleeps or waits
 
     def cancel(self, execution_id: str) -> bool:
@@ -207,12 +203,8 @@ class Runner:
             claimed = self.journal.try_claim(execution_id, token, self.lease_seconds)
             if claimed is not None:
                 outcome = await self.execute(durable, claimed, token)
-                if outcome.finished:
-                    if outcome.error is not None:
-                        raise outcome.error
+                if _ended(outcome):
                     return outcome.result
-                if isinstance(outcome.error, StorageError):
-                    raise outcome.error  # left resumable; the caller hears why it stopped
                 delay = 0.01
                 continue
             # Someone else runs it (or it sleeps): wait, and take over if its owner dies.
@@ -466,6 +458,18 @@ class Runner:
             finally:
                 span.set_attribute("zart.steps.executed", ctx.executed)
                 span.set_attribute("zart.steps.replayed", ctx.replayed)
+
+
+def _ended(outcome: Outcome) -> bool:
+    """Did this run end the execution? Raises its error if it failed, or the storage
+    error that stopped it (then it is left resumable and the caller hears why)."""
+    if outcome.finished:
+        if outcome.error is not None:
+            raise outcome.error
+        return True
+    if isinstance(outcome.error, StorageError):
+        raise outcome.error
+    return False
 
 
 def stored_outcome(durable: DurableFunction[Any, Any], rec: ExecutionRecord) -> Any:

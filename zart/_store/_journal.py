@@ -400,6 +400,12 @@ class JournalStore:
         if not self.db.attempt:
             return False
         # Refused on a retry: did the attempt that failed at commit record it?
+        return self._finished_as(execution_id, status, result, error)
+
+    def _finished_as(
+        self, execution_id: str, status: str, result: str | None, error: str | None
+    ) -> bool:
+        """Is the execution recorded as finished with exactly this outcome?"""
         rec = self.get_execution(execution_id)
         return (
             rec is not None
@@ -702,13 +708,7 @@ class JournalStore:
         )  # fmt: skip
 
         def stored() -> bool:
-            rec = self.get_execution(execution_id)
-            return (
-                rec is not None
-                and rec.status == status
-                and rec.lease_owner is None
-                and (rec.result, rec.error) == (result, error)
-            )
+            return self._finished_as(execution_id, status, result, error)
 
         count, _ = await self.group.write(FINISH_SQL, params, stored)
         return count > 0
