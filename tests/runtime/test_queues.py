@@ -9,10 +9,6 @@ starts promptly was woken by a push or by the worker's own next-due timer.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,50 +16,22 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT, _reset_pg, drain
+from conftest import _reset_pg, drain
 from queue_app import conc, job, part, per_worker, plain, prio, rate
+from workerproc import WorkerProcess
 
 import zart
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("queues")]
 
 
-class Worker:
-    """A `zart worker queue_app` process, its output in a log file."""
-
-    def __init__(self, url: str, log_path: Path, concurrency: int = 8) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("ZART_DATABASE_URL", None)
-        poll = "60" if url.startswith("postgresql") else "0.5"
-        self.log_path = log_path
-        cmd = [
-            sys.executable, "-m", "zart", "--database-url", url, "worker", "queue_app",
-            "--concurrency", str(concurrency), "--poll-interval", poll,
-            "--lease-seconds", "10", "--grace-seconds", "1",
-        ]  # fmt: skip
-        with open(log_path, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_started(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while "worker started" not in self.log():
-            assert self.proc.poll() is None, f"worker exited:\n{self.log()}"
-            assert time.monotonic() < deadline, f"worker did not start:\n{self.log()}"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def Worker(url: str, log_path: Path, concurrency: int = 8) -> WorkerProcess:
+    """A `zart worker queue_app` process."""
+    poll = "60" if url.startswith("postgresql") else "0.5"
+    return WorkerProcess(
+        url, log_path, "queue_app", "--concurrency", str(concurrency), "--poll-interval", poll,
+        "--lease-seconds", "10", "--grace-seconds", "1",
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -83,7 +51,7 @@ def workers(tmp_path: Path) -> Any:
         ]
         started.extend(new)
         for worker in new:
-            worker.wait_started()
+            worker.wait_for("worker started")
         return new
 
     yield start

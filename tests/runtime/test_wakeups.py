@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from conftest import ROOT, _reset_pg, drain
+from conftest import _reset_pg, drain
 from wakeup_app import echo, nap
+from workerproc import WorkerProcess
 
 import zart
 
@@ -35,41 +33,12 @@ LISTENERS_SQL = (
 )
 
 
-class Worker:
-    """A `zart worker wakeup_app --poll-interval 60` process, its output in a log file."""
-
-    def __init__(self, url: str, log_dir: Path) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("ZART_DATABASE_URL", None)
-        self.log_path = log_dir / "worker.log"
-        cmd = [
-            sys.executable, "-m", "zart", "--database-url", url, "worker", "wakeup_app",
-            "--poll-interval", "60", "--lease-seconds", "5", "--grace-seconds", "2",
-        ]  # fmt: skip
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        self.pid = self.proc.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, text: str, timeout: float = BOUND) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log():
-            assert self.proc.poll() is None, f"worker exited:\n{self.log()}"
-            assert time.monotonic() < deadline, f"worker never logged {text!r}:\n{self.log()}"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def Worker(url: str, log_dir: Path) -> WorkerProcess:
+    """A `zart worker wakeup_app --poll-interval 60` process: only a push wakes it."""
+    return WorkerProcess(
+        url, log_dir / "worker.log", "wakeup_app",
+        "--poll-interval", "60", "--lease-seconds", "5", "--grace-seconds", "2",
+    )  # fmt: skip
 
 
 @pytest.fixture
