@@ -89,6 +89,7 @@ from sqlalchemy import text
 
 import zart
 from zart import durable, step
+from zart._store._queries import CHECKPOINT_TEMPLATE
 
 FLAT_TARGET = 1.2
 # Warn when the bare loop's windows differ more than this (the machine is busy).
@@ -177,23 +178,10 @@ def expected_total(n: int) -> int:
 
 # ---------------------------------------------------------------------------- the floor
 
-# The fenced checkpoint as docs/architecture.md describes it (write the step row only
-# while the lease is held; upsert), written out here so that the floor runs no zart code.
-BARE_UPSERT = """
-    INSERT INTO zart_steps (execution_id, step_name, seq, kind, status, fingerprint,
-                            output, error, attempts, started_at, finished_at)
-    SELECT CAST(:execution_id AS VARCHAR(255)), CAST(:step_name AS VARCHAR(512)),
-           CAST(:seq AS INTEGER), CAST(:kind AS VARCHAR(16)), CAST(:status AS VARCHAR(16)),
-           CAST(:fingerprint AS VARCHAR(64)), CAST(:output AS TEXT), CAST(:error AS TEXT),
-           CAST(:attempts AS INTEGER), CAST(:started_at AS DOUBLE PRECISION),
-           CAST(:finished_at AS DOUBLE PRECISION)
-    WHERE EXISTS (SELECT 1 FROM zart_executions
-                  WHERE id = CAST(:execution_id AS VARCHAR(255))
-                    AND lease_owner = CAST(:token AS VARCHAR(255)) AND status = 'running')
-    ON CONFLICT (execution_id, step_name) DO UPDATE SET
-        seq = excluded.seq, status = excluded.status, output = excluded.output,
-        attempts = excluded.attempts, finished_at = excluded.finished_at
-"""
+# zart's own fenced checkpoint statement (the text only: the floor sends it straight
+# to the driver and runs no zart code), with the row lock each backend adds to it.
+BARE_UPSERT = CHECKPOINT_TEMPLATE.format(row_lock="")
+BARE_UPSERT_PG = CHECKPOINT_TEMPLATE.format(row_lock="FOR SHARE")
 BARE_EXECUTION = """
     INSERT INTO zart_executions (id, durable_name, status, input, attempts, recoveries,
                                  lease_owner, created_at, updated_at)
@@ -222,7 +210,7 @@ class BareLoop:
             self.conn = psycopg.connect(libpq(url.partition("?")[0]), autocommit=True)
             # psycopg's placeholder style
             self.sql = {
-                "upsert": re.sub(r"(?<!:):(\w+)", r"%(\1)s", BARE_UPSERT),
+                "upsert": re.sub(r"(?<!:):(\w+)", r"%(\1)s", BARE_UPSERT_PG),
                 "execution": re.sub(r"(?<!:):(\w+)", r"%(\1)s", BARE_EXECUTION),
             }
 
